@@ -1,0 +1,231 @@
+"""The op table: each op's forward, local derivative rule and formula text, written once.
+
+Backward (`autodiff.py`), the step-by-step explanation and the renderer all read the
+rules from here, so a rule is never written twice.
+
+An op has one or two *Value* parents. A plain number on one side of `*`, `+`, ... is not
+turned into a leaf node: it is folded into the op as its constant `k` (`x * 2` is one
+`*2` node with one parent), which keeps graphs small and readable.
+
+Rule signatures (plain floats in, plain floats out):
+- unary ops (one Value parent, maybe a constant): `local(x, k, out) -> dout/dx`
+- binary ops (two Value parents): `local(a, b, out) -> (dout/da, dout/db)`
+
+Numerics follow torch's float64: overflow gives inf, 0/0 and log(-1) give nan, nothing
+raises for a non-finite value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+INF = math.inf
+NAN = math.nan
+
+
+class Op(str):
+    """An op's name (the string micrograd keeps in `Value._op`) plus its rule.
+
+    It *is* a string, so a learner's own `draw_dot` that prints `n._op` keeps working.
+    """
+
+    arity: int
+    forward: Callable[..., float]
+    local: Callable[..., object]
+    symbol: str
+    formulas: tuple[str, ...]
+    torch_name: str
+
+    def __new__(
+        cls,
+        name: str,
+        *,
+        arity: int,
+        forward: Callable[..., float],
+        local: Callable[..., object],
+        symbol: str,
+        formulas: tuple[str, ...],
+        torch_name: str = "",
+    ) -> Op:
+        op = super().__new__(cls, name)
+        op.arity = arity
+        op.forward = forward
+        op.local = local
+        op.symbol = symbol
+        op.formulas = formulas
+        op.torch_name = torch_name
+        return op
+
+    def __repr__(self) -> str:
+        return f"Op({str.__repr__(self)})"
+
+
+# --- float helpers: torch float64 semantics instead of Python exceptions -------------
+
+
+def safe_div(a: float, b: float) -> float:
+    """a / b with IEEE results for b == 0 (inf, -inf or nan) instead of ZeroDivisionError."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0.0 or a != a:
+            return NAN
+        return math.copysign(INF, a) * math.copysign(1.0, b)
+
+
+def safe_pow(a: float, b: float) -> float:
+    """a ** b as torch computes it: nan for a negative base with a fractional exponent,
+    inf for 0 ** negative and on overflow, never a complex number or an exception."""
+    try:
+        return math.pow(a, b)
+    except OverflowError:
+        odd_integer = b == math.floor(b) and b % 2 == 1
+        return -INF if a < 0.0 and odd_integer else INF
+    except ValueError:
+        if a == 0.0:  # 0 ** negative
+            odd_integer = b == math.floor(b) and b % 2 == 1
+            return math.copysign(INF, a) if odd_integer else INF
+        return NAN
+
+
+def safe_exp(x: float) -> float:
+    """exp(x), inf on overflow."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return INF
+
+
+def safe_log(x: float) -> float:
+    """log(x): -inf at 0, nan below 0, like torch."""
+    if x > 0.0:
+        return math.log(x)  # inf stays inf
+    if x == 0.0:
+        return -INF
+    return NAN
+
+
+def safe_sqrt(x: float) -> float:
+    """sqrt(x): nan below 0, like torch."""
+    return math.sqrt(x) if x >= 0.0 else NAN
+
+
+def stable_sigmoid(x: float) -> float:
+    """1 / (1 + exp(-x)) without overflow at either end: sigmoid(-1000) is 0.0."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    if x != x:
+        return NAN
+    e = safe_exp(x)
+    return e / (1.0 + e)
+
+
+def _pow_base_grad(x: float, k: float, out: float) -> float:
+    # torch: d/dx x**k = k * x**(k-1), and exactly 0 where k == 0
+    return 0.0 if k == 0.0 else k * safe_pow(x, k - 1.0)
+
+
+def _pow_exponent_grad(base: float, exponent: float, out: float) -> float:
+    # torch: d/db a**b = a**b * log(a), and exactly 0 where a == 0 and b >= 0
+    if base == 0.0 and exponent >= 0.0:
+        return 0.0
+    return out * safe_log(base)
+
+
+# --- the table -------------------------------------------------------------------------
+# formulas: the local derivative per parent, written with {a} {b} (parents), {k} (the
+# folded constant) and {out} (this node); the renderer fills in labels or numbers.
+
+ADD = Op("+", arity=2, symbol="+", torch_name="AddBackward0",
+         forward=lambda a, b: a + b,
+         local=lambda a, b, out: (1.0, 1.0),
+         formulas=("1", "1"))
+SUB = Op("-", arity=2, symbol="-", torch_name="SubBackward0",
+         forward=lambda a, b: a - b,
+         local=lambda a, b, out: (1.0, -1.0),
+         formulas=("1", "-1"))
+MUL = Op("*", arity=2, symbol="*", torch_name="MulBackward0",
+         forward=lambda a, b: a * b,
+         local=lambda a, b, out: (b, a),
+         formulas=("{b}", "{a}"))
+DIV = Op("/", arity=2, symbol="/", torch_name="DivBackward0",
+         forward=safe_div,
+         local=lambda a, b, out: (safe_div(1.0, b), -safe_div(a, b * b)),
+         formulas=("1/{b}", "-{a}/{b}²"))
+POW = Op("**", arity=2, symbol="**", torch_name="PowBackward1",
+         forward=safe_pow,
+         local=lambda a, b, out: (_pow_base_grad(a, b, out), _pow_exponent_grad(a, b, out)),
+         formulas=("{b}·{a}^({b}-1)", "{out}·log({a})"))
+
+ADD_K = Op("+k", arity=1, symbol="+{k}", torch_name="AddBackward0",
+           forward=lambda x, k: x + k,
+           local=lambda x, k, out: 1.0,
+           formulas=("1",))
+SUB_K = Op("-k", arity=1, symbol="-{k}", torch_name="SubBackward0",
+           forward=lambda x, k: x - k,
+           local=lambda x, k, out: 1.0,
+           formulas=("1",))
+RSUB_K = Op("k-", arity=1, symbol="{k}-", torch_name="RsubBackward1",
+            forward=lambda x, k: k - x,
+            local=lambda x, k, out: -1.0,
+            formulas=("-1",))
+MUL_K = Op("*k", arity=1, symbol="*{k}", torch_name="MulBackward0",
+           forward=lambda x, k: x * k,
+           local=lambda x, k, out: k,
+           formulas=("{k}",))
+DIV_K = Op("/k", arity=1, symbol="/{k}", torch_name="DivBackward0",
+           forward=safe_div,
+           local=lambda x, k, out: safe_div(1.0, k),
+           formulas=("1/{k}",))
+RDIV_K = Op("k/", arity=1, symbol="{k}/", torch_name="DivBackward0",
+            forward=lambda x, k: safe_div(k, x),
+            local=lambda x, k, out: -safe_div(k, x * x),
+            formulas=("-{k}/{a}²",))
+POW_K = Op("**k", arity=1, symbol="**{k}", torch_name="PowBackward0",
+           forward=safe_pow,
+           local=_pow_base_grad,
+           formulas=("{k}·{a}^({k}-1)",))
+RPOW_K = Op("k**", arity=1, symbol="{k}**", torch_name="PowBackward1",
+            forward=lambda x, k: safe_pow(k, x),
+            local=lambda x, k, out: _pow_exponent_grad(k, x, out),
+            formulas=("{out}·log({k})",))
+NEG = Op("neg", arity=1, symbol="-", torch_name="NegBackward0",
+         forward=lambda x, k: -x,
+         local=lambda x, k, out: -1.0,
+         formulas=("-1",))
+EXP = Op("exp", arity=1, symbol="exp", torch_name="ExpBackward0",
+         forward=lambda x, k: safe_exp(x),
+         local=lambda x, k, out: out,
+         formulas=("exp({a}) = {out}",))
+LOG = Op("log", arity=1, symbol="log", torch_name="LogBackward0",
+         forward=lambda x, k: safe_log(x),
+         local=lambda x, k, out: safe_div(1.0, x),
+         formulas=("1/{a}",))
+TANH = Op("tanh", arity=1, symbol="tanh", torch_name="TanhBackward0",
+          forward=lambda x, k: math.tanh(x),
+          local=lambda x, k, out: 1.0 - out * out,
+          formulas=("1 - {out}²",))
+RELU = Op("ReLU", arity=1, symbol="ReLU", torch_name="ReluBackward0",
+          forward=lambda x, k: x if x > 0.0 else (x if x != x else 0.0),
+          local=lambda x, k, out: 1.0 if x > 0.0 else 0.0,
+          formulas=("1 if {a} > 0 else 0",))
+SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid", torch_name="SigmoidBackward0",
+             forward=lambda x, k: stable_sigmoid(x),
+             local=lambda x, k, out: out * (1.0 - out),
+             formulas=("{out}·(1 - {out})",))
+SQRT = Op("sqrt", arity=1, symbol="sqrt", torch_name="SqrtBackward0",
+          forward=lambda x, k: safe_sqrt(x),
+          local=lambda x, k, out: safe_div(0.5, out),
+          formulas=("1/(2·{out})",))
+
+OPS: dict[str, Op] = {
+    op: op
+    for op in (ADD, SUB, MUL, DIV, POW, ADD_K, SUB_K, RSUB_K, MUL_K, DIV_K, RDIV_K,
+               POW_K, RPOW_K, NEG, EXP, LOG, TANH, RELU, SIGMOID, SQRT)
+}
+"""Every op by name, for lookups and for tests that want to cover all of them."""
+
+FUNCTIONS: dict[str, Op] = {"exp": EXP, "log": LOG, "tanh": TANH, "relu": RELU,
+                            "sigmoid": SIGMOID, "sqrt": SQRT}
+"""The elementwise functions, by the name a learner calls them with."""
