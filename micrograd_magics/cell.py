@@ -1,0 +1,246 @@
+"""The cell's AST transform and run: leaves, labels, root; compiled so errors point at the cell.
+
+What the transform does to a cell (and documents in `%%autograd?`):
+- leaves: a module-level `name = <number>` (`a = 2.0`, `f = -2`) becomes a leaf Value
+  labelled `name`; `w = [1.0, -2.0]` (a flat list/tuple of numbers) becomes leaves `w[0]`,
+  `w[1]`; a name the cell reads that holds a plain number from an earlier cell becomes a
+  leaf for this run only (the user's variable is put back afterwards).
+- counts stay numbers: a name the cell uses inside `range(...)` or as an index or slice
+  (`w[i]`, `xs[:n]`) is never made a leaf.
+- labels: every assignment to a name (also inside loops and ifs) labels a still
+  unlabelled Value with that name; the intermediate results of module-level statements
+  are labelled with their own source text (`x1*w1 + x2*w2`), unless labels="names".
+- root candidates: each module-level expression statement's value is recorded, so the
+  last Value assigned or evaluated can be the root.
+"""
+
+from __future__ import annotations
+
+import ast
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import Value
+
+HELPER = "__autograd_cell__"
+"""The one name the transformed code uses to reach us; removed again after the run."""
+
+BARE_FUNCTIONS = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt")
+
+
+def _is_number_literal(node: ast.expr) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool))
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def count_names(tree: ast.AST) -> set[str]:
+    """Names used where a count goes: inside range(...) or as an index or slice."""
+    counts: set[str] = set()
+    for node in ast.walk(tree):
+        func = getattr(node, "func", None)
+        if isinstance(node, ast.Call) and isinstance(func, ast.Name) and func.id == "range":
+            for arg in node.args:
+                counts |= _names_in(arg)
+        elif isinstance(node, ast.Subscript):
+            counts |= _names_in(node.slice)
+    return counts
+
+
+def _assigned_names(targets: list[ast.expr]) -> list[str]:
+    names = []
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.append(node.id)
+    return names
+
+
+def _call_helper(method: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(
+        func=ast.Attribute(value=ast.Name(id=HELPER, ctx=ast.Load()), attr=method, ctx=ast.Load()),
+        args=list(args), keywords=[])
+
+
+_NOT_LABELLED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+class _SourceLabels(ast.NodeTransformer):
+    """Wrap each arithmetic subexpression of one statement so its result gets its source text."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def _wrap(self, node: ast.expr) -> ast.expr:
+        text = ast.get_source_segment(self.source, node)
+        if not text or "\n" in text:
+            return node
+        return ast.copy_location(_call_helper("label", node, ast.Constant(text)), node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        self.generic_visit(node)
+        return self._wrap(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.expr:
+        self.generic_visit(node)
+        return node if _is_number_literal(node) else self._wrap(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        return self._wrap(node)
+
+    def inside(self, value: ast.expr) -> ast.expr:
+        """Label the subexpressions of an assignment's value but not the value itself (the
+        assignment names that one)."""
+        if isinstance(value, _NOT_LABELLED):
+            return value
+        return self.generic_visit(value)  # type: ignore[return-value]
+
+    # code that runs many times or later keeps its speed: no labels inside these
+    def visit_Lambda(self, node: ast.Lambda) -> ast.expr:
+        return node
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
+        return node
+
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp
+
+
+@dataclass
+class CellProgram:
+    """A cell turned into code: what to compile, and what the run needs to know."""
+
+    code: Any  # the compiled code object
+    leaf_names: list[str]  # module-level names bound to number literals (made leaves)
+    read_names: set[str]  # names the cell reads (candidates for earlier-cell leaves)
+    counts: set[str]  # names used as counts: never made leaves
+    assigned: list[str]  # names the cell assigns, in order
+
+
+def transform(tree: ast.Module, source: str, *, source_labels: bool = True) -> CellProgram:
+    """Rewrite the parsed cell in place (see the module docstring); return the program facts."""
+    counts = count_names(tree)
+    leaf_names: list[str] = []
+    assigned: list[str] = []
+
+    def label_statements(names: list[str], like: ast.stmt) -> list[ast.stmt]:
+        return [ast.copy_location(ast.Expr(_call_helper(
+            "assigned", ast.Name(id=name, ctx=ast.Load()), ast.Constant(name))), like)
+            for name in names]
+
+    def rewrite_body(body: list[ast.stmt], top: bool) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                assigned.append(stmt.name)
+                out.append(stmt)
+                continue
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                names = _assigned_names(targets)
+                assigned.extend(names)
+                if top and stmt.value is not None:
+                    if not _make_leaves(stmt, names, counts, leaf_names) and source_labels:
+                        stmt.value = _SourceLabels(source).inside(stmt.value)
+                out.append(stmt)
+                out.extend(label_statements(names, stmt))
+                continue
+            if isinstance(stmt, ast.Expr) and top:
+                value = stmt.value
+                if source_labels:
+                    value = _SourceLabels(source).visit(value)
+                stmt.value = _call_helper("expression", value)
+                out.append(stmt)
+                continue
+            if isinstance(stmt, (ast.For, ast.AsyncFor)):
+                assigned.extend(_assigned_names([stmt.target]))
+            for name in ("body", "orelse", "finalbody"):
+                if isinstance(getattr(stmt, name, None), list):
+                    setattr(stmt, name, rewrite_body(getattr(stmt, name), False))
+            for handler in getattr(stmt, "handlers", []):
+                handler.body = rewrite_body(handler.body, False)
+            for case in getattr(stmt, "cases", []):
+                case.body = rewrite_body(case.body, False)
+            out.append(stmt)
+        return out
+
+    tree.body = rewrite_body(tree.body, True)
+    ast.fix_missing_locations(tree)
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return CellProgram(code=None, leaf_names=leaf_names, read_names=read - {HELPER},
+                       counts=counts, assigned=list(dict.fromkeys(assigned)))
+
+
+def _make_leaves(stmt: ast.stmt, names: list[str], counts: set[str], leaf_names: list[str]) -> bool:
+    """Turn `name = <number>` and `name = [<numbers>]` into leaves; True if it did."""
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or len(names) != 1:
+        return False
+    target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+    name = names[0]
+    if not isinstance(target, ast.Name) or name in counts:
+        return False
+    value = stmt.value
+    if value is not None and _is_number_literal(value):
+        stmt.value = ast.copy_location(_call_helper("leaf", value, ast.Constant(name)), value)
+        leaf_names.append(name)
+        return True
+    if (isinstance(value, (ast.List, ast.Tuple)) and value.elts
+            and all(_is_number_literal(e) for e in value.elts)):
+        value.elts = [ast.copy_location(_call_helper("leaf", e, ast.Constant(f"{name}[{i}]")), e)
+                      for i, e in enumerate(value.elts)]
+        leaf_names.append(name)
+        return True
+    return False
+
+
+@dataclass
+class CellRecorder:
+    """The object the transformed code calls (as `__autograd_cell__`) while the cell runs."""
+
+    labelled: list[Value] = field(default_factory=list)  # every node given a label, in order
+    last_value: Value | None = None  # the last Value assigned or evaluated at top level
+
+    def leaf(self, number: float, label: str) -> Value:
+        value = Value(number, label)
+        self.labelled.append(value)
+        return value
+
+    def label(self, value: Any, text: str) -> Any:
+        """An intermediate result: label it with its source text if it has no label yet."""
+        if isinstance(value, Value) and not value.label:
+            value.label = text
+            self.labelled.append(value)
+        return value
+
+    def assigned(self, value: Any, name: str) -> None:
+        """`name = value` just ran: name the Value (if unnamed); it may be the root."""
+        if isinstance(value, Value):
+            if not value.label:
+                value.label = name
+                self.labelled.append(value)
+            self.last_value = value
+
+    def expression(self, value: Any) -> Any:
+        if isinstance(value, Value):
+            self.last_value = value
+        return value
+
+
+def plain_number(x: object) -> bool:
+    """True for an int or float (numpy scalars too) but not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and not isinstance(x, Value)
+
+
+def bare_functions() -> dict[str, Any]:
+    """tanh, exp, ... as the cell sees them."""
+    import engine
+
+    return {name: getattr(engine, name) for name in BARE_FUNCTIONS}
+
+

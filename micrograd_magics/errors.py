@@ -1,0 +1,100 @@
+"""User mistakes, shown as the user's own cell lines and a short message, never our internals."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+_OUR_DIRS = tuple(str(Path(__file__).resolve().parent.parent / pkg) for pkg in
+                  ("engine", "micrograd_magics"))
+
+
+ExcInfo = tuple[type[BaseException], BaseException, types.TracebackType | None]
+
+
+class CellFailed(Exception):
+    """Raised by the magic when the user's cell failed; carries the error to show.
+
+    The extension registers a handler for it (`shell.set_custom_exc`), so the cell is
+    marked as failed and only `exc_info` (the user's frames) is shown.
+    """
+
+    def __init__(self, exc_info: ExcInfo) -> None:
+        super().__init__(str(exc_info[1]))
+        self.exc_info = exc_info
+
+
+def user_frames(tb: types.TracebackType | None, cell_filename: str) -> types.TracebackType | None:
+    """The traceback with only the user's frames: from the first frame of the cell on,
+    leaving out frames of engine/ and micrograd_magics/ (what the learner wrote stays)."""
+    frames = []
+    started = False
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        started = started or filename == cell_filename
+        if started and not filename.startswith(_OUR_DIRS):
+            frames.append(tb)
+        tb = tb.tb_next
+    filtered = None
+    for frame_tb in reversed(frames):
+        filtered = types.TracebackType(filtered, frame_tb.tb_frame, frame_tb.tb_lasti,
+                                       frame_tb.tb_lineno)
+    return filtered
+
+
+_FOREIGN_CALL = re.compile(r"\b(math|np|numpy|torch|cmath)\.(\w+)\s*\(")
+
+
+def explain(error: BaseException, line: str) -> BaseException:
+    """The same error with a hint when a known learner mistake caused it."""
+    message = str(error)
+    if isinstance(error, TypeError) and "Value" in message:
+        call = _FOREIGN_CALL.search(line)
+        if call:
+            module, name = call.groups()
+            bare = name if name in ("tanh", "exp", "log", "relu", "sigmoid", "sqrt") else "tanh"
+            return TypeError(
+                f"{module}.{name}() got a Value and cannot record a gradient. Inside %%autograd "
+                f"use the bare {bare}(x) (also exp, log, relu, sigmoid, sqrt).")
+        if "cannot be interpreted as an integer" in message or "indices must be" in message:
+            return TypeError(
+                f"{message}: a name bound to a number literal becomes a leaf Value. Names used in "
+                f"range() or as an index stay numbers; elsewhere write `n = int(3)` to keep "
+                f"a plain number.")
+    return error
+
+
+def source_line(filename: str, lineno: int) -> str:
+    import linecache
+
+    return linecache.getline(filename, lineno)
+
+
+def rethrow_as_cell_failure(cell_filename: str) -> CellFailed:
+    """The current exception as a CellFailed with the user's frames and a hint if any."""
+    etype, error, tb = sys.exc_info()
+    assert error is not None and etype is not None
+    frames = user_frames(tb, cell_filename)
+    if isinstance(error, SyntaxError):
+        return CellFailed((etype, error, None))
+    last = frames
+    while last is not None and last.tb_next is not None:
+        last = last.tb_next
+    line = source_line(last.tb_frame.f_code.co_filename, last.tb_lineno) if last else ""
+    shown = explain(error, line)
+    if shown is not error:
+        shown.__cause__ = None
+        shown.__suppress_context__ = True
+    return CellFailed((type(shown), shown, frames))
+
+
+def show_cell_failure(shell, etype, value, tb, tb_offset=None) -> None:  # noqa: ANN001
+    """IPython custom-exception handler: show only the user's error."""
+    error_type, error, frames = value.exc_info
+    if issubclass(error_type, SyntaxError):
+        stb = shell.SyntaxTB.structured_traceback(error_type, error, [])
+        shell._showtraceback(error_type, error, stb)
+        return
+    shell.showtraceback((error_type, error, frames), tb_offset=0)

@@ -1,0 +1,183 @@
+"""Engine graph -> the plain, JSON-serialisable graph model that every view reads.
+
+The model is the one contract between the computing half (cell, engine, compare) and the
+showing half (render, widget, result tables). It holds no engine objects: only strings,
+numbers (non-finite ones as "nan", "inf", "-inf") and lists/dicts of them.
+
+    {
+      "version": 1, "root": "n6", "node_count": 7, "truncated": false,
+      "precision": 4, "accumulate": true,
+      "nodes": [{"id": "n0", "label": "a", "name": "a", "op": "", "symbol": "",
+                 "data": 2.0, "grad": 6.0, "parents": [], "leaf": true,
+                 "explain": ["dL/da = dL/de * de/da = -2.0000 * -3.0000 = 6.0000"]}, ...],
+      "edges": [{"source": "n0", "target": "n4"}, ...],        # parent -> child
+      "steps": [{"node": "n6", "seed": true, "updates": [...]},  # backward, in order
+                {"node": "n6", "upstream": 1.0, "rule": "...",
+                 "updates": [{"target": "n5", "local": -2.0, "contribution": -2.0,
+                              "before": 0.0, "after": -2.0, "formula": "..."}]}, ...],
+      "reached_twice": ["n0"],        # nodes whose grad got more than one contribution
+    }
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from engine import BackwardStep, Value, topological_order
+from engine.ops import Op
+
+GraphModel = dict[str, Any]
+
+
+def jsonable(x: float) -> float | str:
+    """x as JSON allows it: finite floats stay, nan/inf become "nan", "inf", "-inf"."""
+    if math.isfinite(x):
+        return float(x)
+    return "nan" if x != x else ("inf" if x > 0 else "-inf")
+
+
+def as_float(x: float | str) -> float:
+    """Undo `jsonable`."""
+    return float(x)
+
+
+def format_number(x: float | str, precision: int = 4) -> str:
+    """A number as the graph shows it: fixed point (`6.0000`), scientific when tiny or huge."""
+    x = as_float(x)
+    if not math.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    if x != 0.0 and not 1e-3 <= abs(x) < 1e7:
+        return f"{x:.{precision}e}"
+    return f"{x:.{precision}f}"
+
+
+def format_constant(k: float) -> str:
+    """A folded constant as it reads in an op node: 2.0 -> "2", 0.5 -> "0.5"."""
+    if k == int(k) and abs(k) < 1e15:
+        return str(int(k))
+    return repr(k)
+
+
+def op_symbol(op: Op | str, constant: float | None) -> str:
+    """The text of an op node: "*", "+", "tanh", or with its folded constant "*2"."""
+    if isinstance(op, Op):
+        if "{k}" in op.symbol:
+            return op.symbol.format(k=format_constant(constant if constant is not None else 0))
+        return op.symbol
+    return str(op)
+
+
+def build_model(
+    root: Value,
+    *,
+    steps: list[BackwardStep] | None = None,
+    order: list[Value] | None = None,
+    names: dict[int, str] | None = None,
+    precision: int = 4,
+    accumulate: bool = True,
+    max_nodes: int | None = None,
+) -> GraphModel:
+    """The model of root's graph.
+
+    `steps` are the recorded backward steps (`engine.backward_steps`), or None when backward
+    did not run step by step. `names` maps id(node) -> the label to show where it differs
+    from node.label (the cell gives reassigned names a version: `y#1`). Above `max_nodes`
+    only the labelled nodes are kept (no edges, no steps) and `truncated` is set.
+    """
+    order = topological_order(root) if order is None else order
+    names = names or {}
+    truncated = max_nodes is not None and len(order) > max_nodes
+    ids: dict[int, str] = {}
+    nodes: list[dict[str, Any]] = []
+    by_id: dict[int, dict[str, Any]] = {}
+    for i, node in enumerate(order):
+        label = names.get(id(node), node.label)
+        if truncated and not label:
+            continue
+        ids[id(node)] = nid = f"n{i}"
+        record = {
+            "id": nid,
+            "label": label,
+            "name": label or f"#{i}",
+            "op": str(node._op),
+            "symbol": op_symbol(node._op, node._k) if node._op else "",
+            "data": jsonable(node.data),
+            "grad": jsonable(node.grad),
+            "parents": [],
+            "leaf": not node._op,
+            "explain": [],
+        }
+        nodes.append(record)
+        by_id[id(node)] = record
+    model: GraphModel = {
+        "version": 1,
+        "root": ids.get(id(root), ""),
+        "node_count": len(order),
+        "truncated": truncated,
+        "precision": precision,
+        "accumulate": accumulate,
+        "nodes": nodes,
+        "edges": [],
+        "steps": [],
+        "reached_twice": [],
+    }
+    if truncated:
+        return model
+    for node in order:
+        record = by_id[id(node)]
+        record["parents"] = [ids[id(p)] for p in node._prev]
+        model["edges"].extend({"source": pid, "target": record["id"]} for pid in record["parents"])
+    if steps is not None:
+        _add_steps(model, root, steps, by_id, precision, accumulate)
+    return model
+
+
+def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
+               by_id: dict[int, dict[str, Any]], precision: int, accumulate: bool) -> None:
+    fmt = lambda x: format_number(x, precision)  # noqa: E731
+    root_rec = by_id[id(root)]
+    top = root_rec["name"]
+    seed = f"d{top}/d{top} = 1"
+    root_rec["explain"].append(seed)
+    model["steps"].append({"node": root_rec["id"], "seed": True, "upstream": 1.0, "rule": seed,
+                           "updates": [{"target": root_rec["id"], "local": 1.0,
+                                        "contribution": 1.0, "before": 0.0, "after": 1.0,
+                                        "formula": seed}]})
+    contributions: dict[str, int] = {}
+    for step in steps:
+        node = by_id[id(step.node)]
+        parents = [by_id[id(p)] for p in step.node._prev]
+        values = {"out": node["name"], "k": format_constant(step.node._k or 0.0)}
+        for key, parent in zip("ab", parents):
+            values[key] = parent["name"]
+        updates = []
+        rules = []
+        for i, update in enumerate(step.updates):
+            target = by_id[id(update.parent)]
+            local_text = step.node._op.formulas[i].format(**values) if isinstance(
+                step.node._op, Op) else "local"
+            rules.append(f"d{node['name']}/d{target['name']} = {local_text}")
+            chain = (f"d{top}/d{node['name']} * d{node['name']}/d{target['name']} = "
+                     f"{fmt(step.upstream)} * {fmt(update.local)} = {fmt(update.contribution)}")
+            if accumulate and update.before != 0.0:
+                formula = (f"d{top}/d{target['name']} += {chain}  →  {fmt(update.after)}")
+            elif accumulate:
+                formula = f"d{top}/d{target['name']} = {chain}"
+            else:
+                formula = f"d{top}/d{target['name']} = {chain}  (assigned: = not +=)"
+            target["explain"].append(formula)
+            contributions[target["id"]] = contributions.get(target["id"], 0) + 1
+            updates.append({"target": target["id"], "local": jsonable(update.local),
+                            "contribution": jsonable(update.contribution),
+                            "before": jsonable(update.before), "after": jsonable(update.after),
+                            "formula": formula})
+        model["steps"].append({"node": node["id"], "upstream": jsonable(step.upstream),
+                               "rule": "; ".join(rules), "updates": updates})
+    model["reached_twice"] = [nid for nid, n in contributions.items() if n > 1]
+
+
+def node_by_label(model: GraphModel) -> dict[str, dict[str, Any]]:
+    """The model's labelled nodes by label."""
+    return {n["label"]: n for n in model["nodes"] if n["label"]}

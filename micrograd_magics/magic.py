@@ -1,0 +1,146 @@
+"""AutogradMagics: the %%autograd / %autograd magics, their options and config traits."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import CaselessStrEnum, Float, Int
+
+from micrograd_magics import pipeline
+from micrograd_magics.errors import CellFailed, show_cell_failure
+
+
+@magics_class
+class AutogradMagics(Magics):
+    """Run a cell of plain arithmetic on the engine and show its graph with gradients.
+
+    Defaults can be set with `%config AutogradMagics.<name> = ...`.
+    """
+
+    max_nodes = Int(300, help="Above this many nodes no graph is laid out.").tag(config=True)
+    precision = Int(4, help="Digits after the point in the graph.").tag(config=True)
+    rankdir = CaselessStrEnum(["LR", "TB"], "LR", help="Graph direction.").tag(config=True)
+    labels = CaselessStrEnum(["all", "names"], "all",
+                             help="Label intermediates with their source text, or only names."
+                             ).tag(config=True)
+    renderer = CaselessStrEnum(["auto", "dot", "graphviz-pure"], "auto",
+                               help="Which Graphviz lays out the graph.").tag(config=True)
+    rtol = Float(1e-9, help="Relative tolerance of --torch and --check.").tag(config=True)
+    atol = Float(1e-12, help="Absolute tolerance of --torch and --check.").tag(config=True)
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("root", nargs="?", default=None,
+              help="The Value to differentiate (default: the last Value assigned or evaluated).")
+    @argument("--torch", action="store_true",
+              help="Replay the cell in PyTorch float64 and compare every gradient.")
+    @argument("--torch-graph", action="store_true", help="Also draw torch's autograd graph.")
+    @argument("--check", choices=["numeric"], default=None,
+              help="Check every leaf's gradient by central finite differences (no torch).")
+    @argument("--overwrite-grads", action="store_true",
+              help="The lecture's bug: backward assigns (=) instead of accumulating (+=).")
+    @argument("--no-backward", action="store_true", help="Forward pass only.")
+    @argument("--labels", choices=["all", "names"], default=None,
+              help="'names': label only assigned names, not intermediate source text.")
+    @argument("--static", action="store_true", help="Only the static SVG and table, no widget.")
+    @argument("--max-nodes", type=int, default=None, help="Node cap for drawing (default 300).")
+    @argument("--rankdir", choices=["LR", "TB"], default=None, help="Graph direction.")
+    @argument("--precision", type=int, default=None, help="Digits after the point (default 4).")
+    @argument("--rtol", type=float, default=None, help="Relative tolerance (default 1e-9).")
+    @argument("--atol", type=float, default=None, help="Absolute tolerance (default 1e-12).")
+    @argument("--engine", default=None,
+              help="Run on your own Value class (a name in the notebook or a dotted path).")
+    @line_cell_magic
+    def autograd(self, line: str, cell: str | None = None) -> Any:
+        """%%autograd [ROOT] [options]: run a cell of plain arithmetic on the engine.
+
+        Leaves: a name bound to a number literal (a = 2.0, f = -2) becomes a leaf Value
+        labelled with its name; w = [1.0, -2.0] gives leaves w[0], w[1]; a name holding a
+        plain number from an earlier cell is a leaf for this run (your variable is kept).
+        Counts stay numbers: a name used in range(...) or as an index (w[i]) is not a leaf;
+        write n = int(3) to keep any other number plain.
+        Labels: assignments name their Value; other intermediates show their source text.
+        Root: ROOT if given, else the last Value assigned or evaluated.
+        tanh, exp, log, relu, sigmoid, sqrt are available as bare functions.
+        The line form differentiates one expression: %autograd tanh(w*x + b).
+        Every run starts from zero gradients. Returns an AutogradResult (.values, .grads,
+        .graph, .torch_grads, .mismatches).
+        """
+        if cell is None:
+            option_text, body = split_line_magic(line)
+            header = f"%autograd {line}"
+        else:
+            option_text, body = line, cell
+            header = f"%%autograd {line}".rstrip()
+        options = self.options(option_text)
+        if not body.strip():
+            raise UsageError("%autograd needs an expression, e.g. %autograd tanh(w*x + b)"
+                             if cell is None else pipeline.NOTHING_TO_DIFFERENTIATE)
+        return pipeline.run_cell(self.shell, body, header if cell is not None else "", options)
+
+    def options(self, option_text: str) -> pipeline.Options:
+        try:
+            args = parse_argstring(self.autograd, option_text)
+        except UsageError:
+            raise
+        except Exception as error:  # shlex: unbalanced quotes
+            raise UsageError(f"%%autograd: {error}") from None
+        if args.max_nodes is not None and args.max_nodes < 1:
+            raise UsageError("--max-nodes must be at least 1")
+        if args.precision is not None and not 0 <= args.precision <= 15:
+            raise UsageError("--precision must be between 0 and 15")
+        pick = lambda given, default: default if given is None else given  # noqa: E731
+        return pipeline.Options(
+            root=args.root, backward=not args.no_backward, accumulate=not args.overwrite_grads,
+            labels=pick(args.labels, self.labels), max_nodes=pick(args.max_nodes, self.max_nodes),
+            precision=pick(args.precision, self.precision),
+            rankdir=pick(args.rankdir, self.rankdir).upper(), static=args.static,
+            renderer=self.renderer, torch=args.torch, torch_graph=args.torch_graph,
+            check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
+            engine=args.engine)
+
+
+_TAKES_VALUE = {"--check", "--labels", "--max-nodes", "--rankdir", "--precision", "--rtol",
+                "--atol", "--engine"}
+
+
+def split_line_magic(line: str) -> tuple[str, str]:
+    """`--torch --precision 3 tanh(w*x)` -> ("--torch --precision 3", "tanh(w*x)")."""
+    rest = line.lstrip()
+    options = []
+    while rest.startswith("--"):
+        token, _, rest = rest.partition(" ")
+        options.append(token)
+        if token in _TAKES_VALUE:
+            value, _, rest = rest.lstrip().partition(" ")
+            options.append(value)
+        rest = rest.lstrip()
+    return " ".join(shlex.quote(o) for o in options), rest
+
+
+_previous_custom_exc: dict[int, tuple] = {}
+
+
+def load(shell: Any) -> None:
+    """Register the magics and the handler that shows a failed cell's own lines only."""
+    shell.register_magics(AutogradMagics)
+    if id(shell) not in _previous_custom_exc:
+        _previous_custom_exc[id(shell)] = (shell.custom_exceptions, shell.CustomTB)
+    shell.set_custom_exc((CellFailed,), show_cell_failure)
+
+
+def unload(shell: Any) -> None:
+    """Remove what `load` added."""
+    for kind in ("line", "cell"):
+        shell.magics_manager.magics[kind].pop("autograd", None)
+    shell.magics_manager.registry.pop("AutogradMagics", None)
+    previous = _previous_custom_exc.pop(id(shell), None)
+    if previous is not None:
+        shell.custom_exceptions, shell.CustomTB = previous
+
+
+__all__ = ["AutogradMagics", "load", "unload"]

@@ -1,0 +1,161 @@
+"""One %%autograd run: cell text -> engine forward/backward -> graph model -> result."""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+
+import engine
+from engine import Value
+from micrograd_magics import cell as cells
+from micrograd_magics.errors import CellFailed, rethrow_as_cell_failure
+from micrograd_magics.graph import build_model
+from micrograd_magics.result import AutogradResult
+
+
+@dataclass
+class Options:
+    """What a %%autograd run was asked to do (options and config merged)."""
+
+    root: str | None = None
+    backward: bool = True
+    accumulate: bool = True
+    labels: str = "all"
+    max_nodes: int = 300
+    precision: int = 4
+    rankdir: str = "LR"
+    static: bool = False
+    renderer: str = "auto"
+    torch: bool = False
+    torch_graph: bool = False
+    check: str | None = None
+    rtol: float = 1e-9
+    atol: float = 1e-12
+    engine: str | None = None
+
+
+NOTHING_TO_DIFFERENTIATE = (
+    "nothing to differentiate: the cell made no Value. Leaves are names bound to number "
+    "literals (a = 2.0), lists of numbers (w = [1.0, -2.0]) or plain numbers from earlier "
+    "cells; compute something from them (L = a * b).")
+
+
+def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradResult:
+    """Run the cell on the engine in the user's namespace and build the result."""
+    filename = shell.compile.cache(f"{header}\n{body}" if header else body, shell.execution_count)
+    offset = "\n" * (header.count("\n") + 1) if header else ""
+    source = offset + shell.transform_cell(body)
+    try:
+        tree = ast.parse(source, filename)
+        program = cells.transform(tree, source, source_labels=options.labels == "all")
+        code = compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True)
+    except SyntaxError:
+        raise rethrow_as_cell_failure(filename) from None
+    recorder = cells.CellRecorder()
+    ns = shell.user_ns
+    injected: dict[str, Any] = {cells.HELPER: recorder, **cells.bare_functions()}
+    for name in sorted(program.read_names - program.counts):
+        if name in ns and cells.plain_number(ns[name]):
+            injected[name] = Value(ns[name], name)
+    saved = {name: ns[name] for name in injected if name in ns}
+    ns.update(injected)
+    try:
+        exec(code, shell.user_global_ns, ns)
+    except Exception:
+        raise rethrow_as_cell_failure(filename) from None
+    finally:
+        for name, ours in injected.items():
+            if ns.get(name) is ours:  # the cell did not rebind it: put back what was there
+                if name in saved:
+                    ns[name] = saved[name]
+                else:
+                    del ns[name]
+    return differentiate(pick_root(ns, recorder, program, options), ns, options)
+
+
+def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.CellProgram,
+              options: Options) -> Value:
+    """The root: the name given, else the last Value the cell assigned or evaluated."""
+    if options.root:
+        if options.root not in ns:
+            assigned = ", ".join(program.assigned) or "none"
+            raise UsageError(
+                f"root {options.root!r} is not defined (the cell assigned: {assigned})")
+        root = ns[options.root]
+        if isinstance(root, (list, tuple)):
+            raise UsageError(
+                f"root {options.root!r} is a {type(root).__name__} of {len(root)} items; the root "
+                f"must be one Value: sum them (L = sum({options.root})) or pick one")
+        if not isinstance(root, Value):
+            raise UsageError(
+                f"root {options.root!r} is a {type(root).__name__}, not a Value: compute it from "
+                f"leaves (numbers bound to names)")
+        return root
+    if recorder.last_value is None:
+        raise UsageError(NOTHING_TO_DIFFERENTIATE)
+    return recorder.last_value
+
+
+def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
+    """Distinct labels: where several nodes carry the same label (a name reassigned in a
+    loop), the one the name holds now keeps it and the others become `y#1`, `y#2`, ..."""
+    by_label: dict[str, list[Value]] = {}
+    for node in order:
+        if node.label:
+            by_label.setdefault(node.label, []).append(node)
+    names: dict[int, str] = {}
+    for label, nodes in by_label.items():
+        if len(nodes) < 2:
+            continue
+        current = ns.get(label)
+        keeper = current if any(n is current for n in nodes) else nodes[-1]
+        version = 0
+        for node in nodes:
+            if node is not keeper:
+                version += 1
+                names[id(node)] = f"{label}#{version}"
+    return names
+
+
+def differentiate(root: Value, ns: dict[str, Any], options: Options) -> AutogradResult:
+    """Zero every grad, run backward (step by step when the graph is small), build the model."""
+    order = engine.topological_order(root)
+    for node in order:
+        node.grad = 0.0
+    small = len(order) <= options.max_nodes
+    steps = None
+    if options.backward:
+        if small or not options.accumulate:
+            steps = engine.backward_steps(root, accumulate=options.accumulate)
+        else:
+            engine.backward(root)
+    names = version_names(order, ns)
+    model = build_model(root, steps=steps if small else None, order=order, names=names,
+                        precision=options.precision, accumulate=options.accumulate,
+                        max_nodes=options.max_nodes)
+    warnings = non_finite_warnings(order, names)
+    return AutogradResult(root=root, model=model, options=options, warnings=warnings)
+
+
+def non_finite_warnings(order: list[Value], names: dict[int, str]) -> list[str]:
+    """One line per kind of non-finite number, naming the nodes."""
+    bad_data, bad_grad = [], []
+    for i, node in enumerate(order):
+        name = names.get(id(node), node.label) or f"#{i}"
+        if not math.isfinite(node.data):
+            bad_data.append(f"{name} = {node.data}")
+        if not math.isfinite(node.grad):
+            bad_grad.append(f"{name} = {node.grad}")
+    lines = []
+    for what, bad in (("data", bad_data), ("gradient", bad_grad)):
+        if bad:
+            shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+            lines.append(f"non-finite {what}: {shown}")
+    return lines
+
+
+__all__ = ["CellFailed", "Options", "run_cell"]
