@@ -244,3 +244,25 @@ def bare_functions() -> dict[str, Any]:
     return {name: getattr(engine, name) for name in BARE_FUNCTIONS}
 
 
+def execute(code: Any, program: CellProgram, ns: dict[str, Any], global_ns: dict[str, Any],
+            recorder: Any, functions: dict[str, Any], make_leaf: Any) -> dict[str, Any]:
+    """Run the compiled cell in ns with the recorder, the bare functions and earlier plain
+    numbers as leaves bound; put back every name the cell did not rebind. Returns the
+    leaves made from earlier numbers, by name."""
+    injected: dict[str, Any] = {HELPER: recorder, **functions}
+    earlier = {}
+    for name in sorted(program.read_names - program.counts):
+        if name in ns and plain_number(ns[name]):
+            injected[name] = earlier[name] = make_leaf(ns[name], name)
+    saved = {name: ns[name] for name in injected if name in ns}
+    ns.update(injected)
+    try:
+        exec(code, global_ns, ns)
+    finally:
+        for name, ours in injected.items():
+            if ns.get(name) is ours:  # the cell did not rebind it: put back what was there
+                if name in saved:
+                    ns[name] = saved[name]
+                else:
+                    del ns[name]
+    return earlier

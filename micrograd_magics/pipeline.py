@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 import engine
 from engine import Value
 from micrograd_magics import cell as cells
+from micrograd_magics import compare as checks
 from micrograd_magics.errors import CellFailed, rethrow_as_cell_failure
 from micrograd_magics.graph import build_model
 from micrograd_magics.result import AutogradResult
@@ -44,8 +45,17 @@ NOTHING_TO_DIFFERENTIATE = (
     "cells; compute something from them (L = a * b).")
 
 
-def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradResult:
-    """Run the cell on the engine in the user's namespace and build the result."""
+@dataclass
+class CompiledCell:
+    """The cell as code, with what the transform learnt about it."""
+
+    code: Any
+    program: cells.CellProgram
+    filename: str
+
+
+def compile_cell(shell: Any, body: str, header: str, options: Options) -> CompiledCell:
+    """Parse, transform and compile; line numbers are the ones the user sees in the cell."""
     filename = shell.compile.cache(f"{header}\n{body}" if header else body, shell.execution_count)
     offset = "\n" * (header.count("\n") + 1) if header else ""
     source = offset + shell.transform_cell(body)
@@ -55,26 +65,25 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         code = compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True)
     except SyntaxError:
         raise rethrow_as_cell_failure(filename) from None
-    recorder = cells.CellRecorder()
+    return CompiledCell(code, program, filename)
+
+
+def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradResult:
+    """Run the cell on the engine in the user's namespace and build the result."""
+    cell = compile_cell(shell, body, header, options)
     ns = shell.user_ns
-    injected: dict[str, Any] = {cells.HELPER: recorder, **cells.bare_functions()}
-    for name in sorted(program.read_names - program.counts):
-        if name in ns and cells.plain_number(ns[name]):
-            injected[name] = Value(ns[name], name)
-    saved = {name: ns[name] for name in injected if name in ns}
-    ns.update(injected)
+    replay = checks.prepare_torch_replay(ns, cell.program) if options.torch else None
+    recorder = cells.CellRecorder()
     try:
-        exec(code, shell.user_global_ns, ns)
+        earlier = cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
+                                cells.bare_functions(), Value)
     except Exception:
-        raise rethrow_as_cell_failure(filename) from None
-    finally:
-        for name, ours in injected.items():
-            if ns.get(name) is ours:  # the cell did not rebind it: put back what was there
-                if name in saved:
-                    ns[name] = saved[name]
-                else:
-                    del ns[name]
-    return differentiate(pick_root(ns, recorder, program, options), ns, options)
+        raise rethrow_as_cell_failure(cell.filename) from None
+    root = pick_root(ns, recorder, cell.program, options)
+    result, order = differentiate(root, ns, options)
+    if options.torch or options.check:
+        checks.compare(result, order, cell, options, recorder, earlier, replay)
+    return result
 
 
 def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.CellProgram,
@@ -121,7 +130,8 @@ def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
     return names
 
 
-def differentiate(root: Value, ns: dict[str, Any], options: Options) -> AutogradResult:
+def differentiate(root: Value, ns: dict[str, Any],
+                  options: Options) -> tuple[AutogradResult, list[Value]]:
     """Zero every grad, run backward (step by step when the graph is small), build the model."""
     order = engine.topological_order(root)
     for node in order:
@@ -138,7 +148,7 @@ def differentiate(root: Value, ns: dict[str, Any], options: Options) -> Autograd
                         precision=options.precision, accumulate=options.accumulate,
                         max_nodes=options.max_nodes)
     warnings = non_finite_warnings(order, names)
-    return AutogradResult(root=root, model=model, options=options, warnings=warnings)
+    return AutogradResult(root=root, model=model, options=options, warnings=warnings), order
 
 
 def non_finite_warnings(order: list[Value], names: dict[int, str]) -> list[str]:
