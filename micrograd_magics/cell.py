@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine import Value
@@ -199,35 +199,54 @@ def _make_leaves(stmt: ast.stmt, names: list[str], counts: set[str], leaf_names:
     return False
 
 
-@dataclass
 class CellRecorder:
-    """The object the transformed code calls (as `__autograd_cell__`) while the cell runs."""
+    """The object the transformed code calls (as `__autograd_cell__`) while the cell runs.
 
-    labelled: list[Value] = field(default_factory=list)  # every node given a label, in order
-    last_value: Value | None = None  # the last Value assigned or evaluated at top level
+    It makes the leaves, labels Values and remembers the last one assigned or evaluated.
+    Subclasses run the same cell on other values (torch tensors, a learner's Value class)
+    by saying what counts as a value, how a leaf is made and where a label is kept.
+    """
 
-    def leaf(self, number: float, label: str) -> Value:
-        value = Value(number, label)
+    def __init__(self) -> None:
+        self.labelled: list[Any] = []  # every value given a label, in order
+        self.last_value: Any = None  # the last value assigned or evaluated at top level
+
+    # --- what differs between engines --------------------------------------------------
+
+    def is_value(self, x: Any) -> bool:
+        return isinstance(x, Value)
+
+    def new_leaf(self, number: float, label: str) -> Any:
+        return Value(number, label)
+
+    def has_label(self, value: Any) -> bool:
+        return bool(value.label)
+
+    def set_label(self, value: Any, text: str) -> None:
+        value.label = text
+
+    # --- what the transformed cell calls ---------------------------------------------
+
+    def leaf(self, number: float, label: str) -> Any:
+        value = self.new_leaf(number, label)
         self.labelled.append(value)
         return value
 
     def label(self, value: Any, text: str) -> Any:
         """An intermediate result: label it with its source text if it has no label yet."""
-        if isinstance(value, Value) and not value.label:
-            value.label = text
+        if self.is_value(value) and not self.has_label(value):
+            self.set_label(value, text)
             self.labelled.append(value)
         return value
 
     def assigned(self, value: Any, name: str) -> None:
-        """`name = value` just ran: name the Value (if unnamed); it may be the root."""
-        if isinstance(value, Value):
-            if not value.label:
-                value.label = name
-                self.labelled.append(value)
+        """`name = value` just ran: name the value (if unnamed); it may be the root."""
+        if self.is_value(value):
+            self.label(value, name)
             self.last_value = value
 
     def expression(self, value: Any) -> Any:
-        if isinstance(value, Value):
+        if self.is_value(value):
             self.last_value = value
         return value
 

@@ -15,6 +15,7 @@ from typing import Any
 import engine
 import engine.nn
 from engine import Value, ops
+from micrograd_magics.cell import CellRecorder
 from micrograd_magics.graph import GraphModel, as_float, jsonable
 
 TORCH_MISSING = 'torch is not installed: pip install "micrograd-magics[torch]"'
@@ -91,42 +92,30 @@ class TorchMirror:
         return obj
 
 
-class TorchRecorder:
-    """The torch twin of `cell.CellRecorder`: leaves become float64 tensors that require grad,
-    labelled intermediates retain their grad."""
+class TorchRecorder(CellRecorder):
+    """The cell's recorder on torch: leaves are float64 tensors that require grad, and
+    labelled intermediates retain their grad so it can be compared."""
 
     def __init__(self, torch: Any) -> None:
+        super().__init__()
         self.torch = torch
-        self.labelled: list[Any] = []
         self.labels: dict[int, str] = {}
-        self.last_value: Any = None
 
-    def _is_tensor(self, x: Any) -> bool:
-        return isinstance(x, self.torch.Tensor)
+    def is_value(self, x: Any) -> bool:
+        return isinstance(x, self.torch.Tensor) and x.requires_grad
 
-    def leaf(self, number: float, label: str) -> Any:
+    def new_leaf(self, number: float, label: str) -> Any:
         tensor = self.torch.tensor(float(number), dtype=self.torch.float64, requires_grad=True)
         self.labels[id(tensor)] = label
-        self.labelled.append(tensor)
         return tensor
 
-    def label(self, value: Any, text: str) -> Any:
-        if self._is_tensor(value) and id(value) not in self.labels and value.requires_grad:
-            if value.grad_fn is not None:
-                value.retain_grad()
-            self.labels[id(value)] = text
-            self.labelled.append(value)
-        return value
+    def has_label(self, value: Any) -> bool:
+        return id(value) in self.labels
 
-    def assigned(self, value: Any, name: str) -> None:
-        if self._is_tensor(value):
-            self.label(value, name)
-            self.last_value = value
-
-    def expression(self, value: Any) -> Any:
-        if self._is_tensor(value):
-            self.last_value = value
-        return value
+    def set_label(self, value: Any, text: str) -> None:
+        if value.grad_fn is not None:
+            value.retain_grad()
+        self.labels[id(value)] = text
 
 
 def torch_functions(torch: Any) -> dict[str, Any]:
