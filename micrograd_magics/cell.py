@@ -209,6 +209,7 @@ class CellRecorder:
 
     def __init__(self) -> None:
         self.labelled: list[Any] = []  # every value given a label, in order
+        self.leaves: list[Any] = []  # the leaves made from number literals, in order
         self.last_value: Any = None  # the last value assigned or evaluated at top level
 
     # --- what differs between engines --------------------------------------------------
@@ -230,6 +231,7 @@ class CellRecorder:
     def leaf(self, number: float, label: str) -> Any:
         value = self.new_leaf(number, label)
         self.labelled.append(value)
+        self.leaves.append(value)
         return value
 
     def label(self, value: Any, text: str) -> Any:

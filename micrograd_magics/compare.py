@@ -5,6 +5,7 @@ only here, and only when a cell asks for it."""
 from __future__ import annotations
 
 import copy
+import linecache
 import math
 import random
 import sys
@@ -16,6 +17,7 @@ import engine
 import engine.nn
 from engine import Value, ops
 from micrograd_magics.cell import CellRecorder
+from micrograd_magics.errors import cell_line
 from micrograd_magics.graph import GraphModel, as_float, jsonable
 
 TORCH_MISSING = 'torch is not installed: pip install "micrograd-magics[torch]"'
@@ -186,7 +188,7 @@ def add_comparison(model: GraphModel, order: list[Value], *, torch_grads: dict[i
     """Add model["compare"]: one row per labelled node (numeric: per leaf). Returns the
     labels of the rows that fail."""
     columns = [c for c, d in (("torch", torch_grads), ("numeric", numeric)) if d is not None]
-    node_of = {f"n{i}": node for i, node in enumerate(order)}
+    node_of = {f"n{i}": getattr(node, "obj", node) for i, node in enumerate(order)}
     rows, failing = [], []
     for record in model["nodes"]:
         node = node_of.get(record["id"])
@@ -278,8 +280,10 @@ def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any
     except ReplayFailed:
         raise
     except Exception as error:
-        line = _cell_line(sys.exc_info()[2], cell.filename)
-        raise ReplayFailed(f"torch replay failed{line}: {type(error).__name__}: {error}") from None
+        line = cell_line(sys.exc_info()[2], cell.filename)
+        text = linecache.getline(cell.filename, line).strip() if line else ""
+        where = f" at line {line} ({text})" if line else ""
+        raise ReplayFailed(f"torch replay failed{where}: {type(error).__name__}: {error}") from None
     finally:
         engine.nn.Value = saved_nn_value
         random.setstate(after_engine)
@@ -292,21 +296,9 @@ def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any
     return twins, root
 
 
-def _cell_line(tb: Any, filename: str) -> str:
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    if line is None:
-        return ""
-    import linecache
-
-    return f" at line {line} ({linecache.getline(filename, line).strip()})"
-
-
 def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: Any,
-            earlier: dict[str, Value], replay: TorchReplay | str | None) -> None:
+            earlier: dict[str, Value], replay: TorchReplay | str | None,
+            snapshot: tuple[dict[str, Any], Any] | None = None) -> None:
     """Add the torch and/or numeric columns to the result and its model."""
     notes: list[str] = []
     torch_grads = None
@@ -324,7 +316,10 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
                     names = {id(order[int(r["id"][1:])]): r["name"] for r in result.graph["nodes"]}
                     result.graph["torch_graph"] = torch_graph_model(torch_root, twins, names)
     numeric = None
-    if options.check == "numeric":
+    learner_class = getattr(recorder, "cls", None)
+    if options.check == "numeric" and learner_class is not None:
+        numeric = numeric_by_rerun(cell, options, recorder, snapshot)
+    elif options.check == "numeric":
         leaves = [n for n in order if not n._op and n.label]
         if len(order) * len(leaves) > 5_000_000:
             notes.append(f"--check numeric skipped: {len(leaves)} leaves x {len(order)} nodes "
@@ -340,7 +335,56 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
         result.numeric_grads = {r["label"]: as_float(r["numeric"]) for r in rows
                                 if r.get("numeric") is not None}
     result.mismatches = failing
+    steps = getattr(result, "learner_steps", None)
+    if steps and torch_grads is not None and failing:
+        from micrograd_magics.foreign import first_failing_step
+
+        wrong = {id(getattr(order[int(r["id"][1:])], "obj", None)): as_float(r["torch"])
+                 for r in rows if not r["ok"]}
+        first = first_failing_step(steps, wrong)
+        if first:
+            result.graph["compare"]["first_failure"] = first
+            notes.insert(0, f"first failing step: {first}")
     result.warnings.extend(notes)
+
+
+def numeric_by_rerun(cell: Any, options: Any, recorder: Any,
+                     snapshot: tuple[dict[str, Any], Any] | None,
+                     step: float = 1e-6) -> dict[int, float]:
+    """d root / d leaf by central differences for a learner's class, whose ops we cannot
+    re-evaluate ourselves: the cell runs again (in a copy of the namespace from before the
+    run) with one leaf nudged up, then down. id(leaf) -> estimate."""
+    from micrograd_magics import cell as cells
+    from micrograd_magics.foreign import ForeignRecorder, bare_functions
+
+    if snapshot is None:
+        return {}
+    state = random.getstate()
+    estimates = {}
+
+    def run(target: int, delta: float) -> float:
+        class Nudged(ForeignRecorder):
+            count = -1
+
+            def leaf(self, number: float, label: str) -> Any:
+                Nudged.count += 1
+                return super().leaf(number + (delta if Nudged.count == target else 0.0), label)
+
+        twin = Nudged(recorder.cls)
+        ns = dict(snapshot[0])
+        random.setstate(snapshot[1])
+        cells.execute(cell.code, cell.program, ns, ns, twin, bare_functions(recorder.cls),
+                      twin.new_leaf)
+        root = ns.get(options.root) if options.root else twin.last_value
+        return float(root.data)
+
+    try:
+        for index, leaf in enumerate(recorder.leaves):
+            h = step * max(1.0, abs(float(leaf.data)))
+            estimates[id(leaf)] = (run(index, h) - run(index, -h)) / (2 * h)
+    finally:
+        random.setstate(state)
+    return estimates
 
 
 def torch_graph_model(root: Any, twins: dict[int, Any], names: dict[int, str],

@@ -50,20 +50,47 @@ _FOREIGN_CALL = re.compile(r"\b(math|np|numpy|torch|cmath)\.(\w+)\s*\(")
 def explain(error: BaseException, line: str) -> BaseException:
     """The same error with a hint when a known learner mistake caused it."""
     message = str(error)
-    if isinstance(error, TypeError) and "Value" in message:
-        call = _FOREIGN_CALL.search(line)
-        if call:
-            module, name = call.groups()
-            bare = name if name in ("tanh", "exp", "log", "relu", "sigmoid", "sqrt") else "tanh"
+    if not isinstance(error, TypeError):
+        return error
+    call = _FOREIGN_CALL.search(line)
+    if call and ("real number" in message or "Value" in message):
+        module, name = call.groups()
+        bare = name if name in ("tanh", "exp", "log", "relu", "sigmoid", "sqrt") else "tanh"
+        return TypeError(
+            f"{module}.{name}() got a Value and cannot record a gradient. Inside %%autograd "
+            f"use the bare {bare}(x) (also exp, log, relu, sigmoid, sqrt).")
+    if "Value" in message and ("cannot be interpreted as an integer" in message
+                               or "indices must be" in message):
+        return TypeError(
+            f"{message}: a name bound to a number literal becomes a leaf Value. Names used in "
+            f"range() or as an index stay numbers; elsewhere write `n = int(3)` to keep "
+            f"a plain number.")
+    reflected = _UNSUPPORTED.search(message)
+    if reflected and reflected.group(2) in _NUMBER_TYPES and reflected.group(3) != "str":
+        symbol, number, theirs = reflected.groups()
+        dunder = _REFLECTED.get(symbol)
+        if dunder:
             return TypeError(
-                f"{module}.{name}() got a Value and cannot record a gradient. Inside %%autograd "
-                f"use the bare {bare}(x) (also exp, log, relu, sigmoid, sqrt).")
-        if "cannot be interpreted as an integer" in message or "indices must be" in message:
-            return TypeError(
-                f"{message}: a name bound to a number literal becomes a leaf Value. Names used in "
-                f"range() or as an index stay numbers; elsewhere write `n = int(3)` to keep "
-                f"a plain number.")
+                f"{message}: Python tries {number}.{dunder.replace('__r', '__', 1)} first, "
+                f"then {theirs}.{dunder}; your {theirs} class has no {dunder}. Add "
+                f"`def {dunder}(self, other): ...` (for + and *: `return self {symbol} other`)")
     return error
+
+
+_UNSUPPORTED = re.compile(r"unsupported operand type\(s\) for ([^:]+): '(\w+)' and '(\w+)'")
+_NUMBER_TYPES = {"int", "float"}
+_REFLECTED = {"+": "__radd__", "*": "__rmul__", "-": "__rsub__", "/": "__rtruediv__",
+              "** or pow()": "__rpow__"}
+
+
+def cell_line(tb: types.TracebackType | None, filename: str) -> int | None:
+    """The line of the deepest frame of the cell in a traceback, if any."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def source_line(filename: str, lineno: int) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import math
+import random
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +15,8 @@ import engine
 from engine import Value
 from micrograd_magics import cell as cells
 from micrograd_magics import compare as checks
-from micrograd_magics.errors import CellFailed, rethrow_as_cell_failure
+from micrograd_magics import foreign
+from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure
 from micrograd_magics.graph import build_model
 from micrograd_magics.result import AutogradResult
 
@@ -69,21 +72,45 @@ def compile_cell(shell: Any, body: str, header: str, options: Options) -> Compil
 
 
 def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradResult:
-    """Run the cell on the engine in the user's namespace and build the result."""
-    cell = compile_cell(shell, body, header, options)
+    """Run the cell on the engine (or the learner's class) in the user's namespace and build
+    the result."""
     ns = shell.user_ns
+    try:
+        learner_class = foreign.resolve(options.engine, ns) if options.engine else None
+    except foreign.LearnerEngineError as error:
+        raise UsageError(str(error)) from None
+    cell = compile_cell(shell, body, header, options)
+    if learner_class is None:
+        recorder, functions = cells.CellRecorder(), cells.bare_functions()
+    else:
+        recorder = foreign.ForeignRecorder(learner_class)
+        functions = foreign.bare_functions(learner_class)
     replay = checks.prepare_torch_replay(ns, cell.program) if options.torch else None
-    recorder = cells.CellRecorder()
+    snapshot = (dict(ns), random.getstate()) if learner_class and options.check else None
     try:
         earlier = cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
-                                cells.bare_functions(), Value)
+                                functions, recorder.new_leaf)
+    except foreign.LearnerEngineError as error:
+        raise UsageError(f"{at_line(cell.filename)}{error}") from None
     except Exception:
         raise rethrow_as_cell_failure(cell.filename) from None
     root = pick_root(ns, recorder, cell.program, options)
-    result, order = differentiate(root, ns, options)
+    try:
+        if learner_class is None:
+            result, order = differentiate(root, ns, options)
+        else:
+            result, order = differentiate_learner_class(root, recorder, ns, options)
+    except foreign.LearnerEngineError as error:
+        raise UsageError(str(error)) from None
     if options.torch or options.check:
-        checks.compare(result, order, cell, options, recorder, earlier, replay)
+        checks.compare(result, order, cell, options, recorder, earlier, replay, snapshot)
     return result
+
+
+def at_line(filename: str) -> str:
+    """"line 4: " for the deepest frame of the cell in the exception being handled."""
+    line = cell_line(sys.exc_info()[2], filename)
+    return f"line {line}: " if line else ""
 
 
 def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.CellProgram,
@@ -99,7 +126,7 @@ def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.C
             raise UsageError(
                 f"root {options.root!r} is a {type(root).__name__} of {len(root)} items; the root "
                 f"must be one Value: sum them (L = sum({options.root})) or pick one")
-        if not isinstance(root, Value):
+        if not recorder.is_value(root):
             raise UsageError(
                 f"root {options.root!r} is a {type(root).__name__}, not a Value: compute it from "
                 f"leaves (numbers bound to names)")
@@ -121,7 +148,7 @@ def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
         if len(nodes) < 2:
             continue
         current = ns.get(label)
-        keeper = current if any(n is current for n in nodes) else nodes[-1]
+        keeper = next((n for n in nodes if getattr(n, "obj", n) is current), nodes[-1])
         version = 0
         for node in nodes:
             if node is not keeper:
@@ -149,6 +176,30 @@ def differentiate(root: Value, ns: dict[str, Any],
                         max_nodes=options.max_nodes)
     warnings = non_finite_warnings(order, names)
     return AutogradResult(root=root, model=model, options=options, warnings=warnings), order
+
+
+def differentiate_learner_class(root: Any, recorder: foreign.ForeignRecorder, ns: dict[str, Any],
+                                options: Options) -> tuple[AutogradResult, list[Any]]:
+    """The same as `differentiate`, with the learner's backward and closures."""
+    cap = max(options.max_nodes * 100, 100_000)
+    order = foreign.trace(root, recorder.cls, recorder.labels, cap)
+    root_node = order[-1]
+    small = len(order) <= options.max_nodes
+    steps, notes = None, []
+    if options.backward:
+        steps, notes = foreign.run_backward(root_node, order, record_steps=small)
+    else:
+        foreign.set_grads(order, [0.0] * len(order))
+    if not options.accumulate:
+        notes.append("--overwrite-grads has no effect with --engine: your own rules run")
+    names = version_names(order, ns)
+    model = build_model(root_node, steps=steps if small else None, order=order,  # type: ignore[arg-type]
+                        names=names, precision=options.precision, max_nodes=options.max_nodes)
+    model["engine"] = recorder.cls.__name__
+    warnings = non_finite_warnings(order, names) + notes
+    result = AutogradResult(root=root, model=model, options=options, warnings=warnings)
+    result.learner_steps = steps
+    return result, order
 
 
 def non_finite_warnings(order: list[Value], names: dict[int, str]) -> list[str]:

@@ -1,0 +1,280 @@
+"""A learner's own Value class (`%%autograd --engine NAME`): run, trace, backward, steps.
+
+The class needs micrograd's shape: `Value(data)`, arithmetic operators, `.data`, `.grad`,
+parents in `._prev`, the op in `._op`, and `backward()` or per-node `._backward` closures.
+Everything here distrusts it: graphs are traced without recursion and with a node cap,
+numbers are checked, and each misbehaviour becomes one line naming what to fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any
+
+from engine import BackwardStep, GradUpdate
+from micrograd_magics.cell import BARE_FUNCTIONS, CellRecorder
+
+
+class LearnerEngineError(Exception):
+    """The learner's class did something the magic cannot work with; the message says what."""
+
+
+def resolve(name: str, ns: dict[str, Any]) -> type:
+    """The class NAME names: a name in the notebook, or a dotted import path."""
+    obj = ns.get(name)
+    if obj is None and "." in name:
+        module_name, _, attr = name.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise LearnerEngineError(f"--engine {name}: cannot import it ({error})") from None
+    if obj is None:
+        raise LearnerEngineError(
+            f"--engine {name}: no such name; define your Value class in an earlier cell or "
+            f"give a dotted path such as micrograd.engine.Value")
+    if not isinstance(obj, type):
+        raise LearnerEngineError(f"--engine {name}: {name} is a {type(obj).__name__}, not a class")
+    return obj
+
+
+class ForeignRecorder(CellRecorder):
+    """The cell's recorder on the learner's class; labels go on `.label` where the class
+    accepts one, else they are kept here."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__()
+        self.cls = cls
+        self.labels: dict[int, str] = {}
+        self.keep: list[Any] = []  # labelled objects stay alive, so their ids stay theirs
+
+    def is_value(self, x: Any) -> bool:
+        return isinstance(x, self.cls)
+
+    def new_leaf(self, number: float, label: str) -> Any:
+        try:
+            value = self.cls(number)
+        except Exception as error:
+            raise LearnerEngineError(
+                f"{self.cls.__name__}({number!r}) raised {type(error).__name__}: {error}") from None
+        if not hasattr(value, "data") or not hasattr(value, "grad"):
+            raise LearnerEngineError(
+                f"{self.cls.__name__}({number!r}) has no .data/.grad: micrograd's Value keeps "
+                f"its number in .data and its gradient in .grad")
+        self.set_label(value, label)
+        return value
+
+    def has_label(self, value: Any) -> bool:
+        return id(value) in self.labels
+
+    def set_label(self, value: Any, text: str) -> None:
+        self.labels[id(value)] = text
+        self.keep.append(value)
+        try:
+            value.label = text
+        except Exception:  # __slots__ without label, or a property: keep it on our side
+            pass
+
+
+def bare_functions(cls: type) -> dict[str, Any]:
+    """tanh, exp, ... that call the learner's method, or say which one is missing."""
+    def make(name: str) -> Any:
+        def function(x: Any) -> Any:
+            if isinstance(x, cls):
+                method = getattr(x, name, None)
+                if not callable(method):
+                    hint = " (tanh can be written with exp: (exp(2*x) - 1) / (exp(2*x) + 1))" \
+                        if name == "tanh" else ""
+                    raise LearnerEngineError(f"your {cls.__name__} class has no {name}() "
+                                             f"method: add one{hint}")
+                return method()
+            import engine
+
+            return getattr(engine, name)(x)
+        function.__name__ = name
+        return function
+    return {name: make(name) for name in BARE_FUNCTIONS}
+
+
+class ForeignNode:
+    """A learner's Value seen through the attributes the graph model reads."""
+
+    __slots__ = ("obj", "label", "_op", "_k", "_prev")
+
+    def __init__(self, obj: Any, label: str) -> None:
+        self.obj = obj
+        self.label = label
+        op = getattr(obj, "_op", "")
+        self._op = op if isinstance(op, str) else str(op)
+        self._k = None
+        self._prev: tuple[ForeignNode, ...] = ()
+
+    @property
+    def data(self) -> float:
+        return number_of(self.obj, "data", self.label)
+
+    @property
+    def grad(self) -> float:
+        return number_of(self.obj, "grad", self.label)
+
+
+def number_of(obj: Any, attr: str, name: str) -> float:
+    """obj.<attr> as a float, or a one-line error saying what it is instead."""
+    value = getattr(obj, attr, None)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise LearnerEngineError(
+            f"{name or 'a node'}.{attr} is {value!r} ({type(value).__name__}), not a number"
+        ) from None
+
+
+def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[ForeignNode]:
+    """The learner's graph behind root through `_prev`, parents before children; no recursion,
+    at most `cap` nodes (a cycle in `_prev` would otherwise never end)."""
+    nodes: dict[int, ForeignNode] = {id(root): ForeignNode(root, labels.get(id(root), ""))}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        node = nodes[id(obj)]
+        try:
+            prev = list(getattr(obj, "_prev", ()))
+        except TypeError:
+            raise LearnerEngineError(f"{node.label or 'a node'}._prev is not iterable") from None
+        parents = []
+        for parent in prev:
+            if not isinstance(parent, cls):
+                raise LearnerEngineError(
+                    f"{node.label or 'a node'}._prev holds a {type(parent).__name__}: _prev "
+                    f"should hold the {cls.__name__}s the op was computed from")
+            if id(parent) not in nodes:
+                if len(nodes) >= cap:
+                    raise LearnerEngineError(
+                        f"more than {cap:,} nodes behind the root: does _prev form a cycle? "
+                        f"(raise the cap with --max-nodes)")
+                nodes[id(parent)] = ForeignNode(parent, labels.get(id(parent), ""))
+                stack.append(parent)
+            parents.append(nodes[id(parent)])
+        node._prev = tuple(parents)
+    return _parents_first(nodes[id(root)], list(nodes.values()))
+
+
+def _parents_first(root: ForeignNode, nodes: list[ForeignNode]) -> list[ForeignNode]:
+    users = {id(n): 0 for n in nodes}
+    for node in nodes:
+        for parent in set(map(id, node._prev)):
+            users[parent] += 1
+    ready, order = [root], []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for parent in {id(p): p for p in node._prev}.values():
+            users[id(parent)] -= 1
+            if users[id(parent)] == 0:
+                ready.append(parent)
+    if len(order) != len(nodes):
+        raise LearnerEngineError("_prev forms a cycle: a node is its own ancestor")
+    order.reverse()
+    return order
+
+
+def set_grads(order: list[ForeignNode], grads: list[float]) -> None:
+    for node, grad in zip(order, grads, strict=True):
+        try:
+            node.obj.grad = grad
+        except Exception as error:
+            raise LearnerEngineError(f"cannot set {node.label or 'a node'}.grad: {error}") from None
+
+
+def run_backward(root: ForeignNode, order: list[ForeignNode], *,
+                 record_steps: bool) -> tuple[list[BackwardStep] | None, list[str]]:
+    """Zero the grads, run the learner's backward; with record_steps, also replay their
+    `_backward` closures one node at a time and record what each call changed. Returns the
+    steps (None when not recorded) and notes. The grads left are those of their backward()."""
+    notes: list[str] = []
+    obj = root.obj
+    has_backward = callable(getattr(obj, "backward", None))
+    has_closures = all(callable(getattr(n.obj, "_backward", None)) for n in order)
+    if not has_backward and not has_closures:
+        raise LearnerEngineError(f"your {type(obj).__name__} class has neither backward() nor "
+                                 f"per-node _backward closures")
+    final = None
+    if has_backward:
+        set_grads(order, [0.0] * len(order))
+        try:
+            obj.backward()
+        except RecursionError:
+            raise LearnerEngineError(
+                f"your backward() hit Python's recursion limit on a graph of {len(order):,} "
+                f"nodes: a recursive build_topo calls itself once per node; walk the graph "
+                f"with an explicit stack instead") from None
+        final = [n.grad for n in order]
+    steps = None
+    if has_closures and (record_steps or not has_backward):
+        steps = _replay_closures(root, order)
+        replayed = [n.grad for n in order]
+        if final is not None and any(not _same(a, b) for a, b in zip(final, replayed)):
+            notes.append("your backward() gives other gradients than your _backward closures "
+                         "run in topological order: check how backward() orders the nodes")
+    if final is not None:
+        set_grads(order, final)
+    return steps, notes
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _replay_closures(root: ForeignNode, order: list[ForeignNode]) -> list[BackwardStep]:
+    set_grads(order, [0.0] * len(order))
+    try:
+        root.obj.grad = 1.0
+    except Exception as error:
+        raise LearnerEngineError(f"cannot set the root's grad: {error}") from None
+    steps = []
+    for node in reversed(order):
+        if not node._prev:
+            continue
+        upstream = node.grad
+        parents = list({id(p): p for p in node._prev}.values())
+        before = [p.grad for p in parents]
+        node.obj._backward()
+        updates = []
+        for parent, old in zip(parents, before):
+            new = parent.grad
+            contribution = new - old
+            local = contribution / upstream if upstream else math.nan
+            updates.append(GradUpdate(parent, local, contribution, old, new))  # type: ignore[arg-type]
+        steps.append(BackwardStep(node, upstream, tuple(updates)))  # type: ignore[arg-type]
+    return steps
+
+
+def describe(node: ForeignNode) -> str:
+    """`e = a*b`, `o = tanh(n)`: a node as the learner would write it."""
+    names = [p.label or "?" for p in node._prev]
+    op = node._op or "?"
+    if len(names) == 2:
+        expression = f"{names[0]}{op}{names[1]}"
+    elif len(names) == 1 and op in ("+", "-", "*", "/"):  # a set of parents hides a + a
+        expression = f"{names[0]}{op}{names[0]}"
+    elif len(names) == 1:
+        expression = f"{op}({names[0]})" if op.isalpha() else f"{names[0]}{op}"
+    else:
+        expression = op
+    return f"{node.label} = {expression}" if node.label else expression
+
+
+def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float]) -> str | None:
+    """The first rule whose last write to a gradient left it wrong (id(obj) -> torch's value)."""
+    last_write: dict[int, int] = {}
+    for i, step in enumerate(steps):
+        for update in step.updates:
+            last_write[id(update.parent)] = i
+    for i, step in enumerate(steps):
+        for update in step.updates:
+            parent = update.parent
+            expected = wrong.get(id(parent.obj))  # type: ignore[attr-defined]
+            if expected is not None and last_write[id(parent)] == i:
+                return (f"the rule of node `{describe(step.node)}` set "  # type: ignore[arg-type]
+                        f"{parent.label or '?'}.grad to {update.after!r}; torch says {expected!r}")
+    return None
