@@ -1,0 +1,102 @@
+"""Every example notebook, executed top to bottom on a real Jupyter kernel (nbclient), with
+the numbers a learner would read off its outputs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_notebook(name: str) -> list[str]:
+    """Execute the notebook; return, per code cell, its text outputs joined."""
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    texts = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        parts = []
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "data" in output:
+                parts.append(output.data.get("text/plain", ""))
+        texts.append("".join(parts))
+    return texts
+
+
+def bundles(name: str) -> list[dict]:
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    return [o.data for c in notebook.cells if c.cell_type == "code"
+            for o in c.outputs if "data" in o]
+
+
+def test_every_example_is_tested() -> None:
+    tested = {"01_first_graph.ipynb", "02_neuron.ipynb", "03_accumulation_bug.ipynb",
+              "04_training_an_mlp.ipynb"}
+    assert {p.name for p in EXAMPLES.glob("*.ipynb")} == tested
+
+
+def test_first_graph() -> None:
+    out = "\n".join(run_notebook("01_first_graph.ipynb"))
+    # forward only: every gradient still 0
+    assert re.search(r"^a\s+2\.0000\s+0\.0000$", out, re.M)
+    # with backward: the lecture's numbers
+    assert "a.grad = 6.0" in out
+    assert "b.grad = -4.0" in out
+    assert "f.grad = 4.0" in out
+    assert "dL/da = dL/de * de/da = -2.0000 * -3.0000 = 6.0000" in out
+    assert "Value(data=2.0, grad=6.0, label='a') 6.0" in out
+
+
+def test_neuron() -> None:
+    out = "\n".join(run_notebook("02_neuron.ipynb"))
+    assert "o = 0.7071" in out
+    assert "n.grad = 0.5" in out
+    assert "w1.grad = 1.0" in out
+    assert "x1.grad = -1.5" in out
+    # tanh spelled with exp gives the same leaf gradients
+    for name, grad in [("x1", "-1.5"), ("w1", "1.0"), ("x2", "0.5"), ("w2", "0.0"),
+                       ("b", "0.5")]:
+        assert re.search(rf"^{name} {grad} {grad}$", out, re.M), name
+    assert "torch w1.grad = 1.0" in out
+    assert "mismatches: []" in out
+
+
+def test_accumulation_bug() -> None:
+    out = "\n".join(run_notebook("03_accumulation_bug.ipynb"))
+    assert "with =  : 1.0" in out
+    assert "torch    : 2.0" in out
+    assert "mismatches: ['a']" in out
+    assert "with += : 2.0" in out
+    assert "mismatches: ['a', 'b']" in out
+    assert "reached twice: ['a', 'b']" in out
+    # f = (a*b) * (a+b) at a=-2, b=3: df/da = b(a+b) + ab = -3, df/db = a(a+b) + ab = -8
+    assert "a.grad = -3.0  b.grad = -8.0  mismatches: []" in out
+
+
+def test_training_an_mlp() -> None:
+    out = "\n".join(run_notebook("04_training_an_mlp.ipynb"))
+    accuracy = int(re.search(r"accuracy (\d+)%", out).group(1))
+    assert accuracy >= 95
+    grads = re.search(r"x0\.grad = (-?[\d.]+)  = w0 if the ReLU is open: (-?[\d.]+)", out)
+    assert grads is not None
+    assert grads.group(1) == grads.group(2)
+    assert float(grads.group(1)) != 0.0
+
+
+@pytest.mark.parametrize("name", ["01_first_graph.ipynb"])
+def test_outputs_carry_static_renderings(name: str) -> None:
+    """nbconvert and GitHub show what the notebook saved: the table at least, as text and HTML."""
+    autograd = [b for b in bundles(name) if "%%autograd" in b.get("text/plain", "")]
+    assert autograd
+    for bundle in autograd:
+        assert "text/html" in bundle
