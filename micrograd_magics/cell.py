@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import numbers
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,20 +37,35 @@ def _is_number_literal(node: ast.expr) -> bool:
             and not isinstance(node.value, bool))
 
 
-def _names_in(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+def _count_names_in(node: ast.AST) -> set[str]:
+    """The names in a count expression, except the sequence in `len(w)`: its length is the
+    count, so `range(len(w))` keeps `w` a list of leaves."""
+    inside_len = {id(n) for call in ast.walk(node)
+                  if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                  and call.func.id == "len"
+                  for arg in call.args for n in ast.walk(arg)}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and id(n) not in inside_len}
+
+
+_SEQUENCES = (ast.List, ast.Tuple, ast.ListComp, ast.Constant)
 
 
 def count_names(tree: ast.AST) -> set[str]:
-    """Names used where a count goes: inside range(...) or as an index or slice."""
+    """Names used where a count goes: inside range(...), as an index or slice, or as the
+    repeat of a sequence (`[0.0] * n`)."""
     counts: set[str] = set()
     for node in ast.walk(tree):
         func = getattr(node, "func", None)
         if isinstance(node, ast.Call) and isinstance(func, ast.Name) and func.id == "range":
             for arg in node.args:
-                counts |= _names_in(arg)
+                counts |= _count_names_in(arg)
         elif isinstance(node, ast.Subscript):
-            counts |= _names_in(node.slice)
+            counts |= _count_names_in(node.slice)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            if isinstance(node.left, _SEQUENCES) and not _is_number_literal(node.left):
+                counts |= _count_names_in(node.right)
+            elif isinstance(node.right, _SEQUENCES) and not _is_number_literal(node.right):
+                counts |= _count_names_in(node.left)
     return counts
 
 
@@ -178,14 +194,28 @@ def transform(tree: ast.Module, source: str, *, source_labels: bool = True) -> C
 
 
 def _make_leaves(stmt: ast.stmt, names: list[str], counts: set[str], leaf_names: list[str]) -> bool:
-    """Turn `name = <number>` and `name = [<numbers>]` into leaves; True if it did."""
-    if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or len(names) != 1:
+    """Turn `name = <number>`, `name = [<numbers>]` and `a, b = <number>, <number>` into
+    leaves; True if it did."""
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         return False
     target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+    value = stmt.value
+    if (isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(stmt.targets) == 1
+            and len(target.elts) == len(value.elts)
+            and all(isinstance(t, ast.Name) for t in target.elts)):
+        lifted = False
+        for i, (t, v) in enumerate(zip(target.elts, value.elts)):
+            if _is_number_literal(v) and t.id not in counts:  # type: ignore[attr-defined]
+                value.elts[i] = ast.copy_location(
+                    _call_helper("leaf", v, ast.Constant(t.id)), v)  # type: ignore[attr-defined]
+                leaf_names.append(t.id)  # type: ignore[attr-defined]
+                lifted = True
+        return lifted
+    if len(names) != 1:
+        return False
     name = names[0]
     if not isinstance(target, ast.Name) or name in counts:
         return False
-    value = stmt.value
     if value is not None and _is_number_literal(value):
         stmt.value = ast.copy_location(_call_helper("leaf", value, ast.Constant(name)), value)
         leaf_names.append(name)
@@ -259,10 +289,18 @@ def plain_number(x: object) -> bool:
 
 
 def bare_functions() -> dict[str, Any]:
-    """tanh, exp, ... as the cell sees them."""
+    """tanh, exp, ... as the cell sees them: fresh copies each run, so that a cell which binds
+    the name itself (`from engine import tanh`) keeps it after the run; ours are removed."""
     import engine
 
-    return {name: getattr(engine, name) for name in BARE_FUNCTIONS}
+    return {name: _copy_function(getattr(engine, name)) for name in BARE_FUNCTIONS}
+
+
+def _copy_function(f: types.FunctionType) -> types.FunctionType:
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
+                              f.__closure__)
+    copy.__qualname__, copy.__doc__, copy.__module__ = f.__qualname__, f.__doc__, f.__module__
+    return copy
 
 
 def execute(code: Any, program: CellProgram, ns: dict[str, Any], global_ns: dict[str, Any],
@@ -270,7 +308,9 @@ def execute(code: Any, program: CellProgram, ns: dict[str, Any], global_ns: dict
     """Run the compiled cell in ns with the recorder, the bare functions and earlier plain
     numbers as leaves bound; put back every name the cell did not rebind. Returns the
     leaves made from earlier numbers, by name."""
-    injected: dict[str, Any] = {HELPER: recorder, **functions}
+    # a bare function never hides a user's own non-function of that name (`log = []`)
+    injected: dict[str, Any] = {HELPER: recorder, **{
+        name: f for name, f in functions.items() if name not in ns or callable(ns[name])}}
     earlier = {}
     for name in sorted(program.read_names - program.counts):
         if name in ns and plain_number(ns[name]):

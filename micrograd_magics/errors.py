@@ -60,7 +60,7 @@ def explain(error: BaseException, line: str) -> BaseException:
             f"{module}.{name}() got a Value and cannot record a gradient. Inside %%autograd "
             f"use the bare {bare}(x) (also exp, log, relu, sigmoid, sqrt).")
     if "Value" in message and ("cannot be interpreted as an integer" in message
-                               or "indices must be" in message):
+                               or "indices must be" in message or "non-int" in message):
         return TypeError(
             f"{message}: a name bound to a number literal becomes a leaf Value. Names used in "
             f"range() or as an index stay numbers; elsewhere write `n = int(3)` to keep "
@@ -120,6 +120,9 @@ def rethrow_as_cell_failure(cell_filename: str) -> CellFailed:
 def show_cell_failure(shell, etype, value, tb, tb_offset=None) -> None:  # noqa: ANN001
     """IPython custom-exception handler: show only the user's error."""
     error_type, error, frames = value.exc_info
+    running = getattr(shell.displayhook, "exec_result", None)
+    if running is not None:  # the kernel's reply names the user's error, not our wrapper
+        running.error_in_exec = error
     if issubclass(error_type, SyntaxError):
         stb = shell.SyntaxTB.structured_traceback(error_type, error, [])
         shell._showtraceback(error_type, error, stb)

@@ -7,6 +7,7 @@ import math
 import random
 import sys
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -61,7 +62,11 @@ def compile_cell(shell: Any, body: str, header: str, options: Options) -> Compil
     """Parse, transform and compile; line numbers are the ones the user sees in the cell."""
     filename = shell.compile.cache(f"{header}\n{body}" if header else body, shell.execution_count)
     offset = "\n" * (header.count("\n") + 1) if header else ""
-    source = offset + shell.transform_cell(body)
+    transformed = shell.transform_cell(body)
+    # IPython drops the cell's leading blank lines; put them back so line numbers match
+    # the cell as the learner sees it
+    dropped = _leading_blank_lines(body) - _leading_blank_lines(transformed)
+    source = offset + "\n" * max(dropped, 0) + transformed
     try:
         tree = ast.parse(source, filename)
         program = cells.transform(tree, source, source_labels=options.labels == "all")
@@ -113,6 +118,12 @@ def at_line(filename: str) -> str:
     return f"line {line}: " if line else ""
 
 
+def _leading_blank_lines(text: str) -> int:
+    lines = text.splitlines()
+    blank = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    return blank if blank < len(lines) else 0  # an all-blank cell is left as it is
+
+
 def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.CellProgram,
               options: Options) -> Value:
     """The root: the name given, else the last Value the cell assigned or evaluated."""
@@ -140,9 +151,8 @@ def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
     """Distinct labels: where several nodes carry the same label (a name reassigned in a
     loop), the one the name holds now keeps it and the others become `y#1`, `y#2`, ..."""
     by_label: dict[str, list[Value]] = {}
-    for node in order:
-        if node.label:
-            by_label.setdefault(node.label, []).append(node)
+    for node in filter(attrgetter("label"), order):
+        by_label.setdefault(node.label, []).append(node)
     names: dict[int, str] = {}
     for label, nodes in by_label.items():
         if len(nodes) < 2:
@@ -204,6 +214,10 @@ def differentiate_learner_class(root: Any, recorder: foreign.ForeignRecorder, ns
 
 def non_finite_warnings(order: list[Value], names: dict[int, str]) -> list[str]:
     """One line per kind of non-finite number, naming the nodes."""
+    # a nan or inf anywhere makes the sum non-finite: one C-speed pass in the usual case
+    if math.isfinite(sum(map(attrgetter("data"), order))) and math.isfinite(
+            sum(map(attrgetter("grad"), order))):
+        return []
     bad_data, bad_grad = [], []
     for i, node in enumerate(order):
         name = names.get(id(node), node.label) or f"#{i}"
