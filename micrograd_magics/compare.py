@@ -4,7 +4,9 @@ only here, and only when a cell asks for it."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import linecache
 import math
 import random
@@ -57,6 +59,9 @@ class TorchMirror:
     torch: Any
     tensors: dict[int, Any] = field(default_factory=dict)  # id(Value) -> tensor
     keep: list[Any] = field(default_factory=list)  # the Values, so ids stay unique
+    # id(tensor) -> label, for Values labelled before the cell: the engine's recorder does
+    # not label them again, so the replay must not either (the i-th labelled pairs up)
+    labels: dict[int, str] = field(default_factory=dict)
 
     def leaf(self, number: float) -> Any:
         return self.torch.tensor(float(number), dtype=self.torch.float64, requires_grad=True)
@@ -76,6 +81,8 @@ class TorchMirror:
                 tensor.retain_grad()
             self.tensors[id(node)] = tensor
             self.keep.append(node)
+            if node.label:
+                self.labels[id(tensor)] = node.label
         return self.tensors[id(root)]
 
     def module(self, module: engine.nn.Module) -> engine.nn.Module:
@@ -121,9 +128,15 @@ class TorchRecorder(CellRecorder):
 
 
 def torch_functions(torch: Any) -> dict[str, Any]:
-    """The bare functions of a cell, on tensors."""
-    return {"tanh": torch.tanh, "exp": torch.exp, "log": torch.log, "relu": torch.relu,
-            "sigmoid": torch.sigmoid, "sqrt": torch.sqrt}
+    """The bare functions of a cell, on tensors; on a plain number the engine's function
+    (a constant stays a constant: torch.exp(2) would raise)."""
+    from micrograd_magics.cell import bare_functions
+
+    def on_tensors(theirs: Any, ours: Any) -> Any:
+        return lambda x: theirs(x) if isinstance(x, torch.Tensor) else ours(x)
+
+    return {name: on_tensors(getattr(torch, name), ours)
+            for name, ours in bare_functions().items()}
 
 
 class ReplayFailed(Exception):
@@ -251,25 +264,41 @@ def prepare_torch_replay(ns: dict[str, Any], program: Any) -> TorchReplay | str:
     for name in program.read_names:
         if name in replay_ns:
             replay_ns[name] = mirror.anything(replay_ns[name])
+            if type(replay_ns[name]) in (list, dict, set):  # `losses.append(...)` runs twice
+                replay_ns[name] = type(replay_ns[name])(replay_ns[name])
     return TorchReplay(torch, mirror, replay_ns, random.getstate())
 
 
 def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any,
-                     earlier: dict[str, Value]) -> tuple[dict[int, Any], Any]:
+                     earlier: dict[str, Value]) -> tuple[dict[int, Any], Any, dict[str, Any]]:
     """Run the same compiled cell on float64 tensors. Returns id(engine node) -> its torch
-    twin (a tensor whose .grad torch filled in), and torch's root."""
+    twin (a tensor whose .grad torch filled in), torch's root, and the labelled tensors by
+    label (for Values the cell labelled itself: `Value(2.0, label="a")`)."""
     from micrograd_magics import cell as cells
 
     torch = replay.torch
     twin = TorchRecorder(torch)
+    twin.labels.update(replay.mirror.labels)
+    by_label: dict[str, Any] = {}
+    if replay.ns.get("Value") is Value:  # the lecture's explicit `Value(2.0, label='a')`
+        def tensor_value(data: float, label: str = "", *args: Any, **kwargs: Any) -> Any:
+            tensor = twin.new_leaf(float(data), label)
+            if not label:
+                del twin.labels[id(tensor)]
+            else:
+                by_label[label] = tensor
+            return tensor
+
+        replay.ns["Value"] = tensor_value
     after_engine = random.getstate()
     random.setstate(replay.random_state)  # the same draws: engine.nn weights come out equal
     saved_nn_value = engine.nn.Value
     engine.nn.Value = replay.mirror.leaf  # an MLP built in the cell gets tensor parameters
     try:
-        twin_earlier = cells.execute(cell.code, cell.program, replay.ns, replay.ns, twin,
-                                     torch_functions(torch),
-                                     lambda number, name: replay.mirror.leaf(number))
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            # the cell's prints were shown once, by the engine run
+            twin_earlier = cells.execute(cell.code, cell.program, replay.ns, replay.ns, twin,
+                                         torch_functions(torch), twin.new_leaf)
         if options.root:
             root = replay.ns.get(options.root)
         else:
@@ -293,7 +322,7 @@ def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any
     # both runs label nodes in the same order: the i-th labelled Value is the i-th tensor
     for ours, theirs in zip(recorder.labelled, twin.labelled):
         twins[id(ours)] = theirs
-    return twins, root
+    return twins, root, by_label
 
 
 def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: Any,
@@ -307,7 +336,11 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
             notes.append(replay)
         elif replay is not None:
             try:
-                twins, torch_root = run_torch_replay(replay, cell, options, recorder, earlier)
+                twins, torch_root, by_label = run_torch_replay(replay, cell, options, recorder,
+                                                               earlier)
+                for node in order:  # labelled by the cell itself, not by our recorder
+                    if id(node) not in twins and node.label in by_label:
+                        twins[id(node)] = by_label[node.label]
             except ReplayFailed as error:
                 notes.append(f"{error}; the engine's result is shown without torch")
             else:

@@ -99,7 +99,8 @@ class AutogradMagics(Magics):
             labels=pick(args.labels, self.labels), max_nodes=pick(args.max_nodes, self.max_nodes),
             precision=pick(args.precision, self.precision),
             rankdir=pick(args.rankdir, self.rankdir).upper(), static=args.static,
-            renderer=self.renderer, torch=args.torch, torch_graph=args.torch_graph,
+            renderer=self.renderer, torch=args.torch or args.torch_graph,
+            torch_graph=args.torch_graph,
             check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
             engine=args.engine)
 

@@ -1,0 +1,105 @@
+"""What `--torch` adds to a %%autograd cell, once torch is imported: the lecture cell run
+with and without `--torch`, side by side in one real IPython shell, many repetitions,
+medians compared against the budget of 50 ms.
+
+    python benchmarks/bench_torch.py
+    python benchmarks/bench_torch.py --repeat 500
+
+The two variants alternate (plain, torch, plain, torch, ...) so drift in the machine hits
+both alike. Each cell runs the shell's way (`run_cell`, silent: no display, no history),
+so the figure includes parsing the magic line, the engine run, the torch replay and the
+comparison table. The first `--torch` cell of the process also imports torch; that one-off
+cost is printed separately and is not part of the budget. Nothing here asserts: the test
+suite never checks timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BUDGET_MS = 50.0
+
+LECTURE = """\
+a = 2.0
+b = -3.0
+c = 10.0
+e = a * b
+d = e + c
+f = -2.0
+L = d * f"""
+
+
+def shell():
+    """A real IPython shell with the extension loaded."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "micrograd_magics")
+    return ip
+
+
+def run_once(ip, line: str) -> float:
+    """Seconds for one `%%autograd <line>` lecture cell."""
+    source = f"%%autograd {line}".rstrip() + "\n" + LECTURE
+    start = time.perf_counter()
+    outcome = ip.run_cell(source, silent=True)
+    elapsed = time.perf_counter() - start
+    outcome.raise_error()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=300, help="runs of each variant")
+    args = parser.parse_args()
+
+    ip = shell()
+    started = "torch" in sys.modules
+    first = run_once(ip, "--torch")  # imports torch (unless something already did)
+    try:
+        import torch
+    except ImportError:
+        print('torch is not installed: pip install "micrograd-magics[torch]"')
+        return 1
+    for _ in range(20):  # warm up both paths
+        run_once(ip, "")
+        run_once(ip, "--torch")
+
+    # no gc.collect() per run: with torch imported one costs ~0.4 s; the collector runs
+    # as it would in a notebook, and each variant pays for the garbage it makes
+    gc.collect()
+    plain, with_torch = [], []
+    for _ in range(args.repeat):
+        plain.append(run_once(ip, ""))
+        with_torch.append(run_once(ip, "--torch"))
+
+    ms = lambda seconds: seconds * 1000.0  # noqa: E731
+    p, t = ms(statistics.median(plain)), ms(statistics.median(with_torch))
+    diff = t - p
+    print(f"lecture cell, {args.repeat} runs each, median (torch {torch.__version__}, "
+          f"Python {sys.version.split()[0]})")
+    print(f"  %%autograd            {p:8.3f} ms")
+    print(f"  %%autograd --torch    {t:8.3f} ms")
+    print(f"  --torch adds          {diff:8.3f} ms   (budget {BUDGET_MS:.0f} ms: "
+          f"{'PASS' if diff <= BUDGET_MS else 'FAIL'})")
+    print(f"  spread (p10-p90) with --torch: {ms(quantile(with_torch, 0.1)):.3f}-"
+          f"{ms(quantile(with_torch, 0.9)):.3f} ms")
+    note = "torch was already imported" if started else "includes importing torch"
+    print(f"  first --torch cell of the process: {ms(first):.1f} ms ({note}; not budgeted)")
+    return 0
+
+
+def quantile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
