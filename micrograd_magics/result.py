@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 from engine import Value
 from micrograd_magics.graph import GraphModel, as_float, format_number
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class AutogradResult:
@@ -17,6 +20,11 @@ class AutogradResult:
     - `graph`: the plain graph model (see `micrograd_magics.graph`)
     - `torch_grads`, `mismatches`: with --torch (label -> torch's grad; labels that disagree)
     - `warnings`: non-finite data or gradients, by node
+
+    Display (see `_repr_mimebundle_`): the interactive widget plus static `image/svg+xml`,
+    `text/html` (graph + tables) and `text/plain` (table). The graph is laid out on first
+    use: `svg`, `renderer` ("dot" or "graphviz-pure", None when nothing was drawn),
+    `render_error`, `widget()`, `save(path)`.
     """
 
     def __init__(self, root: Value, model: GraphModel, options: Any,
@@ -31,7 +39,10 @@ class AutogradResult:
         self.torch_grads: dict[str, float] = {}
         self.numeric_grads: dict[str, float] = {}
         self.mismatches: list[str] = []
-        self.renderer: str | None = None
+        self._rendered: Any = None  # render.Rendered, once laid out
+        self._render_error: str | None = None
+        self._widget: Any = None
+        self.widget_error: str | None = None
 
     # --- tables ----------------------------------------------------------------------
 
@@ -71,6 +82,125 @@ class AutogradResult:
     def __repr__(self) -> str:
         return f"{self.summary()}\n{self.text_table()}"
 
+    # --- display: the graph laid out once, shown as widget and as static SVG/HTML/text ---
+
+    def _option(self, name: str, default: Any) -> Any:
+        return getattr(self.options, name, default)
+
+    def _layout(self) -> None:
+        if self._rendered is not None or self._render_error is not None:
+            return
+        from micrograd_magics.render import RenderError, render_svg
+
+        if self.graph.get("truncated"):
+            self._render_error = ""  # no layout tried; summary() already says why
+            return
+        try:
+            self._rendered = render_svg(self.graph, rankdir=self._option("rankdir", "LR"),
+                                        renderer=self._option("renderer", "auto"))
+        except (RenderError, ValueError) as error:
+            self._render_error = f"graph not drawn: {error}"
+
+    @property
+    def svg(self) -> str | None:
+        """The graph as SVG (without XML prolog), or None when it was not drawn."""
+        self._layout()
+        return self._rendered.svg if self._rendered else None
+
+    @property
+    def renderer(self) -> str | None:
+        """Which layout program drew the graph: "dot" (the system Graphviz) or
+        "graphviz-pure"; None when nothing was drawn (too many nodes, or no program)."""
+        self._layout()
+        return self._rendered.renderer if self._rendered else None
+
+    @property
+    def render_error(self) -> str | None:
+        """Why the graph was not drawn (how to install a layout program), else None."""
+        self._layout()
+        return self._render_error or None
+
+    @property
+    def dot_source(self) -> str:
+        """The graph as DOT source."""
+        from micrograd_magics.render import to_dot
+
+        return self._rendered.dot if self._rendered else to_dot(
+            self.graph, self._option("rankdir", "LR"))
+
+    def widget(self) -> Any:
+        """The interactive AutogradWidget (made once), or None when there is no graph to
+        show (too many nodes, no layout program) or no widget can be made here."""
+        if self._widget is None and self.svg is not None:
+            try:
+                from micrograd_magics.widget import AutogradWidget
+
+                self._widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "")
+            except Exception as error:  # no comm / widget manager here: static display only
+                self._widget = False
+                self.widget_error = f"{type(error).__name__}: {error}"
+        return self._widget or None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the graph: "graph.svg", "graph.png" (through the same layout program's
+        -Tpng) or "graph.dot". Returns the path."""
+        from micrograd_magics.render import save
+
+        return save(self.graph, path, rankdir=self._option("rankdir", "LR"),
+                    renderer=self._option("renderer", "auto"), svg=self.svg)
+
+    def notes(self) -> list[str]:
+        """The summary's lines plus why the graph was not drawn, if it was not."""
+        lines = self.summary().splitlines()
+        if self.render_error:
+            lines.append(self.render_error)
+        return lines
+
+    def compare_html(self) -> str:
+        """The "compare" section of the model as a table, failures first ("" if none)."""
+        compare = self.graph.get("compare") or {}
+        rows = compare.get("rows") or []
+        if not rows:
+            return ""
+        p = self.graph.get("precision", 4)
+        columns = [str(c) for c in compare.get("columns") or []]
+        number = lambda x: "—" if x is None else html.escape(format_number(x, p))  # noqa: E731
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["label", "engine", *columns,
+                                                               "diff", ""])
+        body = []
+        for row in sorted(rows, key=lambda r: bool(r.get("ok"))):
+            style = "" if row.get("ok") else " style='color:#d62728;font-weight:bold'"
+            cells = [html.escape(str(row.get("label", row.get("id", "")))),
+                     number(row.get("engine")), *(number(row.get(c)) for c in columns),
+                     number(row.get("diff")) if "diff" in row else "—",
+                     "✓" if row.get("ok") else "✗"]
+            body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+    def static_html(self) -> str:
+        """The graph SVG, the comparison (if any) and the grads table, as one HTML block."""
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.notes())
+        svg = self.svg
+        graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
+                 f"max-height:80vh'>{svg}</div>" if svg else "")
+        return (f"<div class='autograd-result'>{notes}{graph}{self.compare_html()}"
+                f"{self.html_table()}</div>")
+
     def _repr_html_(self) -> str:
-        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.summary().splitlines())
-        return f"<div class='autograd-result'>{notes}{self.html_table()}</div>"
+        return self.static_html()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The widget view (unless --static) plus image/svg+xml, text/html and text/plain,
+        so JupyterLab, Notebook, VS Code and Colab show the widget and nbconvert, GitHub
+        and terminal IPython still show the graph or the table."""
+        bundle: dict[str, Any] = {"text/plain": "\n".join([*self.notes(), self.text_table()]),
+                                  "text/html": self.static_html()}
+        if self.svg is not None:
+            bundle["image/svg+xml"] = self.svg
+        if not self._option("static", False):
+            widget = self.widget()
+            if widget is not None:
+                bundle[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
+                                       "model_id": widget.model_id}
+        return bundle

@@ -1,0 +1,423 @@
+"""Graph model -> DOT -> SVG (or PNG): the system `dot` when on PATH, else `graphviz-pure`.
+
+Only the graph model is read here (see `micrograd_magics.graph`), never engine objects.
+
+The SVG is the lecture's look: one record node per Value (`a | data 2.0000 | grad 6.0000`),
+one small node per operation (`*`, `+`, `tanh`, `*2` with a folded constant), left to
+right. Its elements carry stable ids and data attributes derived from the model's node
+ids, so the widget's JavaScript, the tests and any reader of the static SVG can find them:
+
+    <g id="n0" class="node autograd-value" data-node-id="n0" data-kind="value">
+        <text class="autograd-label">a</text>
+        <text class="autograd-data">data 2.0000</text>
+        <text class="autograd-grad">grad 6.0000</text>
+    <g id="n2_op" class="node autograd-op" data-node-id="n2" data-kind="op">   (e's `*`)
+    <g id="e_n0_n2_op" class="edge" data-source="n0" data-target="n2" data-kind="edge">
+        (a Value into the op that makes n2; a second edge between the same pair, as in
+        `x*x`, is `e_n0_n1_op_1`)
+    <g id="e_n2_op_n2" class="edge" data-source="n2" data-target="n2" data-kind="op-edge">
+        (the op node into the Value it makes)
+
+(Model ids that are not plain letters and digits are replaced by `v<index>` in the SVG
+ids; the data attributes always carry the model's own ids.)
+
+A node whose gradient disagrees with the "compare" section also has the class
+`autograd-mismatch` and a red outline. Every label is escaped for DOT's record syntax and
+for XML (Graphviz writes text content escaped), so a label such as
+`<img src=x onerror=alert(1)>` shows as that text and injects nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.metadata
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import graphviz
+
+from micrograd_magics.graph import GraphModel, format_number
+
+RENDERERS = ("auto", "dot", "graphviz-pure")
+RANKDIRS = ("LR", "TB")
+LAYOUT_TIMEOUT = 30.0
+"""Seconds a layout may take before it is stopped (the 300-node default cap lays out in
+well under a second; a pathological graph must not hang the kernel)."""
+
+FONT = "Courier"
+"""Monospace, so digits line up. Both Graphviz and graphviz-pure know its metrics and
+write `font-family="Courier,monospace"` into the SVG."""
+
+MISMATCH_COLOR = "#d62728"
+BIG_GRAPH = 400
+"""Above this many nodes (only when the cap was raised above its default 300) the layout
+trades some tidiness for speed: `nslimit` bounds the network-simplex passes that place
+nodes, which halves the time for 1,000 nodes."""
+MAX_LABEL = 40
+"""Longer labels (an intermediate's source text) are cut with `…` in the drawing; the
+full text is in the node's SVG <title> and in the widget's hover box."""
+
+INSTALL_HINT = (
+    "pip install graphviz-pure (a self-contained `dot`, a dependency of micrograd-magics), "
+    "or install Graphviz: apt install graphviz / brew install graphviz / "
+    "conda install -c conda-forge graphviz")
+
+
+class RenderError(RuntimeError):
+    """No SVG: no layout program could run, it failed, or it took too long."""
+
+
+class LayoutTimeout(RenderError):
+    """The layout program was stopped after LAYOUT_TIMEOUT seconds."""
+
+
+# --- the model as DOT: pure string building, no binary ----------------------------------
+
+_SAFE_ID = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+_RECORD_SPECIAL = re.compile(r"([{}|<>\\])")
+_SPACE_RUN = re.compile(r"(?<= ) ")
+
+
+def svg_names(model: GraphModel) -> dict[str, str]:
+    """Model node id -> its name in DOT and its SVG id: the model id itself (`n0`) when it
+    is letters and digits, else `v<index>`; never containing `_`, so `<name>_op` and the
+    edge ids below cannot collide with it."""
+    nodes = model.get("nodes") or []
+    ids = [str(n["id"]) for n in nodes]
+    if all(_SAFE_ID.match(i) for i in ids) and len(set(ids)) == len(ids):
+        return {i: i for i in ids}
+    return {i: f"v{k}" for k, i in enumerate(ids)}
+
+
+def shorten(text: str, limit: int = MAX_LABEL) -> str:
+    """text cut to `limit` characters, with `…`."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def record_field(text: str) -> str:
+    """text as one field of a DOT record label, shown literally.
+
+    Backslashes and the record specials `{ } | < >` are backslash-escaped, and so is every
+    space after the first of a run (Graphviz collapses runs of spaces); `&` becomes `&amp;`
+    because Graphviz decodes entities such as `&lt;` in labels; newlines become the `\\n`
+    line break; other control characters become spaces. Double quotes are left to the
+    `graphviz` package, which escapes them when it quotes the attribute.
+    """
+    text = str(text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+    lines = text.strip().replace("&", "&amp;").split("\n")
+    escaped = [_SPACE_RUN.sub(r"\\ ", _RECORD_SPECIAL.sub(r"\\\1", line)) for line in lines]
+    return "\\n".join(escaped) or "\\ "
+
+
+def value_label(node: dict[str, Any], precision: int) -> str:
+    """`{a|data 2.0000|grad 6.0000}`: the fields side by side with rankdir LR (the
+    lecture's look), stacked with TB."""
+    name = shorten(node.get("name") or node.get("label") or "")
+    data = format_number(node["data"], precision)
+    grad = format_number(node["grad"], precision)
+    # the numbers need no escaping: digits, signs, `.`, `e`, "nan", "inf"
+    return f"{{{record_field(name)}|data {data}|grad {grad}}}"
+
+
+def op_label(node: dict[str, Any]) -> str:
+    """The op node's text (its symbol, `*2` with a folded constant), escaped for DOT."""
+    symbol = shorten(node.get("symbol") or node.get("op") or "?", 16)
+    return graphviz.escape(symbol.replace("&", "&amp;"))
+
+
+def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
+    """The model as DOT source (never laid out: that is `layout`).
+
+    Ids come from Graphviz escapes set once as defaults (`id="\\N"` is the node's name,
+    `id="e_\\T_\\H"` the edge's ends), which keeps each statement short: a 1,000-node
+    graph is written in a few tens of milliseconds.
+    """
+    rankdir = check_rankdir(rankdir)
+    precision = int(model.get("precision", 4))
+    mismatches = set((model.get("compare") or {}).get("mismatches") or [])
+    names = svg_names(model)
+    nodes = model.get("nodes") or []
+    dot = graphviz.Digraph("autograd")
+    dot.attr("graph", rankdir=rankdir, nodesep="0.25", ranksep="0.35", bgcolor="white")
+    if len(nodes) > BIG_GRAPH:
+        dot.attr("graph", nslimit="0.2")
+    dot.attr("node", shape="record", fontname=FONT, fontsize="12", height="0.3",
+             margin="0.07,0.03", id="\\N", _attributes={"class": "autograd-value"})
+    dot.attr("edge", arrowsize="0.6", id="e_\\T_\\H")
+    for node in nodes:
+        if node["id"] in mismatches:
+            dot.node(names[node["id"]], label=value_label(node, precision), color=MISMATCH_COLOR,
+                     fontcolor=MISMATCH_COLOR, penwidth="2.5",
+                     _attributes={"class": "autograd-value autograd-mismatch"})
+        else:
+            dot.node(names[node["id"]], label=value_label(node, precision))
+    with_op = [n for n in nodes if n.get("op")]
+    # declared inside the subgraph, op nodes take its defaults (a subgraph that is not a
+    # cluster does not change the layout)
+    with dot.subgraph(name="ops") as ops:
+        ops.attr("node", shape="ellipse", width="0", height="0", margin="0.06,0.03",
+                 _attributes={"class": "autograd-op"})
+        for node in with_op:
+            ops.node(f"{names[node['id']]}_op", label=op_label(node))
+    plain = [(f"{names[n['id']]}_op", names[n["id"]]) for n in with_op]
+    op_of = {n["id"]: f"{names[n['id']]}_op" for n in with_op}
+    seen: dict[tuple[str, str], int] = {}
+    for edge in model.get("edges") or []:
+        source, target = edge["source"], edge["target"]
+        if source not in names or target not in names:
+            continue
+        pair = (names[source], op_of.get(target, names[target]))
+        count = seen.get(pair, 0)
+        seen[pair] = count + 1
+        if count:  # a second edge between the same pair (x * x): its own id
+            dot.edge(*pair, id=f"e_{pair[0]}_{pair[1]}_{count}")
+        else:
+            plain.append(pair)
+    dot.edges(plain)
+    return dot.source
+
+
+def check_rankdir(rankdir: str) -> str:
+    upper = str(rankdir).upper()
+    if upper not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
+    return upper
+
+
+# --- finding and running a layout program ------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _graphviz_pure_from_metadata() -> str | None:
+    try:
+        dist = importlib.metadata.distribution("graphviz-pure")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or []:
+        if file.name in ("graphviz-pure", "graphviz-pure.exe"):
+            path = Path(str(dist.locate_file(file))).resolve()
+            if path.is_file():
+                return str(path)
+    return None
+
+
+def graphviz_pure_path() -> str | None:
+    """The graphviz-pure binary: where its wheel put it (found through the package's file
+    list, so it runs even when the environment's scripts folder is not on PATH, as in
+    many kernels), else on PATH."""
+    return _graphviz_pure_from_metadata() or shutil.which("graphviz-pure")
+
+
+def system_dot_path() -> str | None:
+    """The system Graphviz `dot` on PATH."""
+    return shutil.which("dot")
+
+
+def available_renderers() -> dict[str, str]:
+    """Renderer name -> binary, for the ones that can be found."""
+    found = {"dot": system_dot_path(), "graphviz-pure": graphviz_pure_path()}
+    return {name: path for name, path in found.items() if path}
+
+
+def candidates(renderer: str = "auto") -> list[tuple[str, str]]:
+    """The (name, binary) pairs to try, in order; RenderError when there is none."""
+    if renderer not in RENDERERS:
+        raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}, not {renderer!r}")
+    found = available_renderers()
+    if renderer == "auto":
+        pairs = [(name, found[name]) for name in ("dot", "graphviz-pure") if name in found]
+        if not pairs:
+            raise RenderError(f"no Graphviz layout program found to draw the graph: "
+                              f"{INSTALL_HINT}")
+        return pairs
+    if renderer not in found:
+        other = "graphviz-pure" if renderer == "dot" else "dot"
+        how = ("install Graphviz (apt install graphviz / brew install graphviz / conda "
+               "install -c conda-forge graphviz)" if renderer == "dot"
+               else "pip install graphviz-pure")
+        raise RenderError(f"renderer {renderer!r} was asked for but is not installed: {how}, "
+                          f"or use %config AutogradMagics.renderer = 'auto' (or {other!r})")
+    return [(renderer, found[renderer])]
+
+
+_NO_CONSOLE = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window flashes
+
+
+def run_layout(binary: str, source: str, fmt: str = "svg",
+               timeout: float = LAYOUT_TIMEOUT) -> bytes:
+    """DOT source through one layout program: its output bytes, or RenderError."""
+    name = Path(binary).name
+    try:
+        done = subprocess.run([binary, f"-T{fmt}"], input=source.encode("utf-8"),
+                              capture_output=True, timeout=timeout, check=False,
+                              creationflags=_NO_CONSOLE)
+    except subprocess.TimeoutExpired:
+        raise LayoutTimeout(f"{name} took more than {timeout:g} s to lay out the graph; draw "
+                            f"fewer nodes (--max-nodes N) or use the table") from None
+    except OSError as error:
+        raise RenderError(f"{name} could not run: {error}. {INSTALL_HINT}") from None
+    if done.returncode != 0 or not done.stdout:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        errors = [line for line in message if not line.startswith("Warning")] or message
+        detail = errors[0] if errors else f"exit status {done.returncode}"
+        raise RenderError(f"{name} -T{fmt} failed: {detail}")
+    return done.stdout
+
+
+def layout(source: str, renderer: str = "auto", fmt: str = "svg",
+           timeout: float = LAYOUT_TIMEOUT) -> tuple[bytes, str]:
+    """Lay out DOT source: (output bytes, name of the renderer that ran).
+
+    "auto" tries the system `dot`, then graphviz-pure when `dot` is missing or fails (a
+    timeout is not retried: the other program would take as long).
+    """
+    errors = []
+    for name, binary in candidates(renderer):
+        try:
+            return run_layout(binary, source, fmt, timeout), name
+        except LayoutTimeout as error:
+            raise LayoutTimeout("; ".join([*errors, str(error)])) from None
+        except RenderError as error:
+            errors.append(str(error))
+    raise RenderError("; ".join(errors))
+
+
+# --- the SVG, decorated for the widget ---------------------------------------------------
+
+_OPEN = re.compile(r'<g id="[^"]*" class="(node|edge)[^"]*">$')
+_TITLE = re.compile(r"<title>(.*)</title>$")
+FONT_ATTRS = ' font-family="Courier,monospace" font-size="12.00"'
+
+
+def decorate_svg(svg: str, model: GraphModel) -> str:
+    """Graphviz's SVG made ready for the page (see the module docstring): no XML prolog or
+    comments; on each node and edge group the model's ids as data attributes; titles that
+    read as the label (the tooltip) instead of the internal name; classes on a value
+    record's texts; the font written once on the graph instead of on every text.
+
+    Graphviz writes one element per line, so this is one pass over the lines.
+    """
+    start = svg.find("<svg")
+    lines = svg[start if start >= 0 else 0:].split("\n")
+    by_id = {str(n["id"]): n for n in model.get("nodes") or []}
+    by_name = {name: by_id[node_id] for node_id, name in svg_names(model).items()}
+    out: list[str] = []
+    group: list[str] | None = None
+    hoisted = False
+    for line in lines:
+        if group is not None:
+            group.append(line)
+            if line == "</g>":
+                out.extend(_decorate_group(group, by_name))
+                group = None
+            continue
+        if line.startswith("<!--"):
+            continue
+        if _OPEN.match(line):
+            group = [line]
+        elif line.startswith('<g id="graph0" class="graph"') and not hoisted:
+            out.append(line[:-1] + FONT_ATTRS + ">")
+            hoisted = True
+        else:
+            out.append(line)
+    if group is not None:
+        out.extend(group)
+    return "\n".join(out)
+
+
+def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> list[str]:
+    title_match = _TITLE.match(group[1]) if len(group) > 1 else None
+    if not title_match:
+        return group
+    name = html.unescape(title_match[1])
+    head = group[0][:-1]
+    if ' class="edge' in head:
+        tail, _, target = name.partition("->")
+        kind = "op-edge" if tail.endswith("_op") else "edge"
+        source = by_name.get(tail[:-3] if kind == "op-edge" else tail)
+        end = by_name.get(target[:-3] if target.endswith("_op") else target)
+        if source is None or end is None:
+            return group
+        if kind == "op-edge":
+            source = end
+        attrs = (f' data-source="{html.escape(str(source["id"]))}" '
+                 f'data-target="{html.escape(str(end["id"]))}" data-kind="{kind}"')
+        return [head + attrs + ">", *group[2:]]
+    kind = "op" if name.endswith("_op") and name[:-3] in by_name else "value"
+    node = by_name.get(name[:-3] if kind == "op" else name)
+    if node is None:
+        return group
+    label = node.get("name") or node.get("label") or ""
+    title = f"{node.get('symbol') or node.get('op')} → {label}" if kind == "op" else label
+    result = [f'{head} data-node-id="{html.escape(str(node["id"]))}" data-kind="{kind}">',
+              f"<title>{html.escape(title)}</title>"]
+    body = [line.replace(FONT_ATTRS, "") for line in group[2:]]
+    if kind == "value":
+        texts = [i for i, line in enumerate(body) if line.startswith("<text ")]
+        for rank, i in enumerate(reversed(texts)):
+            cls = "autograd-grad" if rank == 0 else "autograd-data" if rank == 1 else (
+                "autograd-label")
+            body[i] = f'<text class="{cls}"' + body[i][5:]
+    return result + body
+
+
+@dataclass
+class Rendered:
+    """One layout of a model: the decorated SVG, the DOT it came from, who laid it out."""
+
+    svg: str
+    dot: str
+    renderer: str
+
+
+def render_svg(model: GraphModel, rankdir: str = "LR", renderer: str = "auto",
+               timeout: float = LAYOUT_TIMEOUT) -> Rendered:
+    """The model laid out as decorated SVG. RenderError when the model is truncated (too
+    many nodes to draw) or no layout program can run."""
+    if model.get("truncated"):
+        raise RenderError(f"{model.get('node_count')} nodes: too many to draw "
+                          f"(raise the cap with --max-nodes N)")
+    source = to_dot(model, rankdir)
+    output, used = layout(source, renderer, "svg", timeout)
+    return Rendered(decorate_svg(output.decode("utf-8"), model), source, used)
+
+
+def save(model: GraphModel, path: str | Path, rankdir: str = "LR", renderer: str = "auto",
+         svg: str | None = None) -> Path:
+    """Write the graph to path: .svg, .png (through the same layout program's -Tpng) or
+    .dot/.gv (the DOT source). Returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".svg", ".png", ".dot", ".gv"):
+        raise ValueError(f"cannot save {path.name!r}: the file name must end in one of "
+                         f".svg, .png, .dot, .gv")
+    if model.get("truncated"):
+        raise RenderError(f"{model.get('node_count')} nodes: too many to draw; raise the cap "
+                          f"with --max-nodes N and run the cell again")
+    source = to_dot(model, rankdir)
+    if suffix in (".dot", ".gv"):
+        path.write_text(source, encoding="utf-8")
+    elif suffix == ".svg":
+        if svg is None:
+            output, _ = layout(source, renderer, "svg")
+            svg = decorate_svg(output.decode("utf-8"), model)
+        path.write_text('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + svg,
+                        encoding="utf-8")
+    else:
+        try:
+            output, _ = layout(source, renderer, "png")
+        except RenderError as error:
+            raise RenderError(f"cannot write PNG: {error}. Save as .svg instead, or use a "
+                              f"renderer with PNG support (graphviz-pure has it)") from None
+        path.write_bytes(output)
+    return path
+
+
+__all__ = ["RENDERERS", "LayoutTimeout", "RenderError", "Rendered", "available_renderers",
+           "decorate_svg", "layout", "record_field", "render_svg", "save", "to_dot"]
