@@ -367,6 +367,36 @@ def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> lis
     return result + body
 
 
+def torch_graph_dot(torch_graph: dict[str, Any], rankdir: str = "LR") -> str:
+    """torch's autograd graph (model["torch_graph"]) as DOT: one box per backward function
+    (`MulBackward0`, `AccumulateGrad`), with the name of the engine node it computes."""
+    dot = graphviz.Digraph("torch_autograd")
+    dot.attr("graph", rankdir=check_rankdir(rankdir), nodesep="0.2", ranksep="0.3",
+             bgcolor="white")
+    dot.attr("node", shape="box", style="rounded", fontname=FONT, fontsize="11",
+             height="0.3", margin="0.08,0.03")
+    dot.attr("edge", arrowsize="0.6")
+    def text(value: Any) -> str:  # a backslash starts a Graphviz escape: keep it literal
+        return shorten(" ".join(str(value or "").split())).replace("\\", "\\\\")
+
+    for node in torch_graph.get("nodes") or []:
+        label = text(node.get("name"))
+        if node.get("maps_to"):
+            label += "\\n= " + text(node["maps_to"])  # Graphviz's centred line break
+        dot.node(str(node["id"]), label=label)
+    for edge in torch_graph.get("edges") or []:
+        dot.edge(str(edge["source"]), str(edge["target"]))
+    return dot.source
+
+
+def render_torch_graph(torch_graph: dict[str, Any], rankdir: str = "LR",
+                       renderer: str = "auto") -> str:
+    """torch's autograd graph as SVG (no XML prolog). RenderError if no program runs."""
+    output, _ = layout(torch_graph_dot(torch_graph, rankdir), renderer, "svg")
+    text = output.decode("utf-8")
+    return text[text.find("<svg"):]
+
+
 @dataclass
 class Rendered:
     """One layout of a model: the decorated SVG, the DOT it came from, who laid it out."""

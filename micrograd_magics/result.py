@@ -40,6 +40,7 @@ class AutogradResult:
         self.numeric_grads: dict[str, float] = {}
         self.mismatches: list[str] = []
         self._rendered: Any = None  # render.Rendered, once laid out
+        self._torch_svg: str | None = None
         self._render_error: str | None = None
         self._widget: Any = None
         self.widget_error: str | None = None
@@ -108,6 +109,24 @@ class AutogradResult:
         return self._rendered.svg if self._rendered else None
 
     @property
+    def torch_svg(self) -> str | None:
+        """torch's own autograd graph as SVG (with --torch-graph), else None."""
+        torch_graph = self.graph.get("torch_graph")
+        if not torch_graph or not torch_graph.get("nodes"):
+            return None
+        if self._torch_svg is None:
+            from micrograd_magics.render import RenderError, render_torch_graph
+
+            try:
+                self._torch_svg = render_torch_graph(
+                    torch_graph, rankdir=self._option("rankdir", "LR"),
+                    renderer=self._option("renderer", "auto"))
+            except (RenderError, ValueError) as error:
+                self._torch_svg = ""
+                self.warnings.append(f"torch's graph not drawn: {error}")
+        return self._torch_svg or None
+
+    @property
     def renderer(self) -> str | None:
         """Which layout program drew the graph: "dot" (the system Graphviz) or
         "graphviz-pure"; None when nothing was drawn (too many nodes, or no program)."""
@@ -135,7 +154,8 @@ class AutogradResult:
             try:
                 from micrograd_magics.widget import AutogradWidget
 
-                self._widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "")
+                self._widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
+                                              torch_svg=self.torch_svg or "")
             except Exception as error:  # no comm / widget manager here: static display only
                 self._widget = False
                 self.widget_error = f"{type(error).__name__}: {error}"
@@ -184,7 +204,11 @@ class AutogradResult:
         svg = self.svg
         graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
                  f"max-height:80vh'>{svg}</div>" if svg else "")
-        return (f"<div class='autograd-result'>{notes}{graph}{self.compare_html()}"
+        torch_svg = self.torch_svg
+        torch_graph = (f"<p>torch's autograd graph (each node: the value it computes)</p>"
+                       f"<div class='autograd-torch-graph' style='overflow:auto;max-width:100%'>"
+                       f"{torch_svg}</div>" if torch_svg else "")
+        return (f"<div class='autograd-result'>{notes}{graph}{torch_graph}{self.compare_html()}"
                 f"{self.html_table()}</div>")
 
     def _repr_html_(self) -> str:

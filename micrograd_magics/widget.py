@@ -30,6 +30,7 @@ class AutogradWidget(anywidget.AnyWidget):
     - `selected`: the model id of the node whose paths to the root are highlighted ("" for
       none); set by a click in the browser, or from Python
     - `renderer`: which layout program drew the SVG ("dot" or "graphviz-pure")
+    - `torch_svg`: torch's own autograd graph as SVG (with --torch-graph), else ""
     """
 
     _esm = STATIC / "widget.js"
@@ -40,6 +41,7 @@ class AutogradWidget(anywidget.AnyWidget):
     step = traitlets.Int(0).tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
     renderer = traitlets.Unicode("").tag(sync=True)
+    torch_svg = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, model: GraphModel, svg: str, *, renderer: str = "",
                  step: int | None = None, **kwargs: Any) -> None:

@@ -436,3 +436,26 @@ def test_reused_node_draws_both_edges(ip):
     x_times_x = next(n["id"] for n in result.graph["nodes"] if n["label"] == "x*x")
     first, second = g[f"e_n0_{x_times_x}_op"], g[f"e_n0_{x_times_x}_op_1"]
     assert first.get("data-target") == second.get("data-target") == x_times_x
+
+
+def test_torch_graph_is_drawn_next_to_ours(ip) -> None:  # noqa: ANN001
+    pytest.importorskip("torch", reason="torch is not installed")
+    result = ip.run_cell_magic("autograd", "--torch-graph",
+                               "x = 2.0\nw = -3.0\nn = x*w\no = tanh(n)\n")
+    svg = result.torch_svg
+    assert svg is not None and svg.startswith("<svg")
+    for text in ("TanhBackward0", "MulBackward0", "AccumulateGrad", "= o", "= x", "= w"):
+        assert text in svg, text
+    assert "torch's autograd graph" in result._repr_html_()
+    assert result.widget().torch_svg == svg
+
+
+def test_torch_graph_labels_are_escaped() -> None:
+    from micrograd_magics.render import render_torch_graph, torch_graph_dot
+
+    hostile = {"nodes": [{"id": "t0", "name": "AccumulateGrad",
+                          "maps_to": '<img src=x onerror=alert(1)> a\\b "q"'}], "edges": []}
+    source = torch_graph_dot(hostile)
+    assert 'a\\\\b \\"q\\"' in source
+    svg = render_torch_graph(hostile)
+    assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg

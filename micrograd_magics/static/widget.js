@@ -23,6 +23,7 @@
  *   svg g[data-kind="op-edge"][data-target]             op -> the Value it makes
  *   text.autograd-label / .autograd-data / .autograd-grad   texts of a value node
  *   .autograd-explain                      hover box: the hovered node's chain-rule text
+ *   .autograd-torch-graph                  torch's autograd graph (only with --torch-graph)
  *   .autograd-compare                      comparison table (only with model.compare);
  *                                          rows tr[data-node-id], failing rows .autograd-fail
  *   classes on node/edge groups: .autograd-hover, .autograd-selected, .autograd-path,
@@ -138,7 +139,8 @@ function render({ model, el }) {
   body.append(viewport, side);
   const explain = h("div", { class: "autograd-explain", "aria-live": "polite" });
   const footer = h("div", { class: "autograd-footer" });
-  root.append(toolbar, detail, body, explain, footer);
+  const torchBox = h("div", { class: "autograd-torch-graph" });
+  root.append(toolbar, detail, body, explain, torchBox, footer);
 
   // --- state derived from the model ----------------------------------------------
   let graph = {};
@@ -504,6 +506,18 @@ function render({ model, el }) {
     });
   }
 
+  // --- torch's own autograd graph (--torch-graph), optional ------------------------------
+  function buildTorchGraph() {
+    torchBox.textContent = "";
+    const torchSvg = parseSvg(model.get("torch_svg") || "");
+    torchBox.style.display = torchSvg ? "" : "none";
+    if (!torchSvg) return;
+    torchBox.append(h("div", { class: "autograd-compare-head" },
+                      "torch's autograd graph (each node: the value it computes)"), torchSvg);
+  }
+
+  onModel("change:torch_svg", buildTorchGraph);
+  buildTorchGraph();
   onModel("change:step", applyStep);
   onModel("change:selected", applySelection);
   onModel("change:model", rebuild);
