@@ -94,9 +94,15 @@ def test_training_an_mlp() -> None:
 
 
 @pytest.mark.parametrize("name", ["01_first_graph.ipynb"])
-def test_outputs_carry_static_renderings(name: str) -> None:
-    """nbconvert and GitHub show what the notebook saved: the table at least, as text and HTML."""
+def test_outputs_carry_widget_and_static_renderings(name: str) -> None:
+    """Each %%autograd output holds the widget view and, for nbconvert, GitHub and terminals,
+    the static SVG, the HTML (graph and table) and the text table."""
     autograd = [b for b in bundles(name) if "%%autograd" in b.get("text/plain", "")]
-    assert autograd
+    assert len(autograd) == 2
     for bundle in autograd:
-        assert "text/html" in bundle
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert bundle["image/svg+xml"].lstrip().startswith(("<svg", "<?xml"))
+        assert "<svg" in bundle["text/html"] and "<table" in bundle["text/html"]
+        assert re.search(r"^a\s+2\.0000\s+-?\d", bundle["text/plain"], re.M)
+    # the second output is after backward: a's record in the SVG shows its gradient
+    assert "grad 6.0000" in autograd[1]["image/svg+xml"]
