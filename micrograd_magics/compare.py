@@ -280,16 +280,27 @@ def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any
     twin = TorchRecorder(torch)
     twin.labels.update(replay.mirror.labels)
     by_label: dict[str, Any] = {}
-    if replay.ns.get("Value") is Value:  # the lecture's explicit `Value(2.0, label='a')`
-        def tensor_value(data: float, label: str = "", *args: Any, **kwargs: Any) -> Any:
-            tensor = twin.new_leaf(float(data), label)
-            if not label:
-                del twin.labels[id(tensor)]
-            else:
-                by_label[label] = tensor
-            return tensor
 
+    def tensor_value(data: float, label: str = "", *args: Any, **kwargs: Any) -> Any:
+        tensor = twin.new_leaf(float(data), label)
+        if not label:
+            del twin.labels[id(tensor)]
+        else:
+            by_label[label] = tensor
+        return tensor
+
+    if replay.ns.get("Value") is Value:  # the lecture's explicit `Value(2.0, label='a')`
         replay.ns["Value"] = tensor_value
+    learner_class = getattr(recorder, "cls", None)
+    if learner_class is not None:  # the same on their class: Value(data, _children, _op, label)
+        def learner_value(data: float, *args: Any, label: str = "", **kwargs: Any) -> Any:
+            return tensor_value(data, label if isinstance(label, str) else "")
+
+        for name in [n for n, obj in replay.ns.items() if obj is learner_class]:
+            replay.ns[name] = learner_value
+    # their Values from earlier cells: torch cannot rebuild the graph behind them
+    theirs_before = sorted(n for n in cell.program.read_names if learner_class is not None
+                           and isinstance(replay.ns.get(n), learner_class))
     after_engine = random.getstate()
     random.setstate(replay.random_state)  # the same draws: engine.nn weights come out equal
     saved_nn_value = engine.nn.Value
@@ -299,6 +310,12 @@ def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any
             # the cell's prints were shown once, by the engine run
             twin_earlier = cells.execute(cell.code, cell.program, replay.ns, replay.ns, twin,
                                          torch_functions(torch), twin.new_leaf)
+        if theirs_before and any(isinstance(replay.ns.get(n), learner_class)
+                                 for n in cell.program.assigned):
+            read = [n for n in theirs_before if n not in cell.program.assigned] or theirs_before
+            raise ReplayFailed(
+                f"torch cannot replay {', '.join(read)}: made by your {learner_class.__name__} "
+                f"class in an earlier cell (compute them in this cell to compare with torch)")
         if options.root:
             root = replay.ns.get(options.root)
         else:
@@ -339,8 +356,9 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
                 twins, torch_root, by_label = run_torch_replay(replay, cell, options, recorder,
                                                                earlier)
                 for node in order:  # labelled by the cell itself, not by our recorder
-                    if id(node) not in twins and node.label in by_label:
-                        twins[id(node)] = by_label[node.label]
+                    key = id(getattr(node, "obj", node))  # their class: the object behind
+                    if key not in twins and node.label in by_label:
+                        twins[key] = by_label[node.label]
             except ReplayFailed as error:
                 notes.append(f"{error}; the engine's result is shown without torch")
             else:
@@ -374,7 +392,7 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
 
         wrong = {id(getattr(order[int(r["id"][1:])], "obj", None)): as_float(r["torch"])
                  for r in rows if not r["ok"]}
-        first = first_failing_step(steps, wrong)
+        first = first_failing_step(steps, wrong, rtol=options.rtol, atol=options.atol)
         if first:
             result.graph["compare"]["first_failure"] = first
             notes.insert(0, f"first failing step: {first}")

@@ -8,8 +8,14 @@ numbers are checked, and each misbehaviour becomes one line naming what to fix.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import inspect
 import math
+import types
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from engine import BackwardStep, GradUpdate
@@ -65,7 +71,9 @@ class ForeignRecorder(CellRecorder):
         return value
 
     def has_label(self, value: Any) -> bool:
-        return id(value) in self.labels
+        # a label of their own (`Value(2.0, label='a')`, or an earlier cell's) stays, as on
+        # our engine
+        return id(value) in self.labels or bool(own_label(value))
 
     def set_label(self, value: Any, text: str) -> None:
         self.labels[id(value)] = text
@@ -74,6 +82,71 @@ class ForeignRecorder(CellRecorder):
             value.label = text
         except Exception:  # __slots__ without label, or a property: keep it on our side
             pass
+
+
+def own_label(obj: Any) -> str:
+    """The object's own `.label`, if it has a non-empty string there."""
+    try:
+        label = getattr(obj, "label", "")
+    except Exception:  # a property of theirs that raises
+        return ""
+    return label if isinstance(label, str) else ""
+
+
+def not_a_value(cls: type, method: str, result: Any) -> LearnerEngineError:
+    name = cls.__name__
+    parents = "(self,)" if method in ("__neg__", "tanh", "exp", "log", "relu", "sigmoid",
+                                      "sqrt") else "(self, other)"
+    shown = repr(result)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return LearnerEngineError(
+        f"your {name}.{method}{'()' if not method.startswith('__') else ''} returned a "
+        f"{type(result).__name__} ({shown}), not a {name}: return a new {name} so the graph "
+        f"goes on, e.g. out = {name}(data, {parents}, op)")
+
+
+_OPERATORS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__neg__")
+
+
+@contextlib.contextmanager
+def checked_operators(cls: type) -> Iterator[None]:
+    """While the cell runs, each arithmetic operator of their class must return one of its
+    Values (or NotImplemented): one that returns a float would end the graph there and the
+    cell would go on with plain numbers, dropping the leaves behind it without a word.
+    The class is put back as it was afterwards (unless the cell redefined the method)."""
+    patched: dict[str, tuple[Any, Any]] = {}
+    for name in _OPERATORS:
+        raw = inspect.getattr_static(cls, name, None)
+        if not isinstance(raw, types.FunctionType):
+            continue
+        own = cls.__dict__.get(name)
+        checked = _checked(cls, name, raw)
+        try:
+            setattr(cls, name, checked)
+        except (TypeError, AttributeError):  # a built-in or otherwise closed class
+            continue
+        patched[name] = (own, checked)
+    try:
+        yield
+    finally:
+        for name, (own, checked) in patched.items():
+            if cls.__dict__.get(name) is not checked:
+                continue
+            if own is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, own)
+
+
+def _checked(cls: type, name: str, method: Any) -> Any:
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        if result is not NotImplemented and not isinstance(result, cls):
+            raise not_a_value(cls, name, result)
+        return result
+    return checked
 
 
 def bare_functions(cls: type) -> dict[str, Any]:
@@ -87,7 +160,10 @@ def bare_functions(cls: type) -> dict[str, Any]:
                         if name == "tanh" else ""
                     raise LearnerEngineError(f"your {cls.__name__} class has no {name}() "
                                              f"method: add one{hint}")
-                return method()
+                result = method()
+                if not isinstance(result, cls):
+                    raise not_a_value(cls, name, result)
+                return result
             import engine
 
             return getattr(engine, name)(x)
@@ -132,7 +208,8 @@ def number_of(obj: Any, attr: str, name: str) -> float:
 def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[ForeignNode]:
     """The learner's graph behind root through `_prev`, parents before children; no recursion,
     at most `cap` nodes (a cycle in `_prev` would otherwise never end)."""
-    nodes: dict[int, ForeignNode] = {id(root): ForeignNode(root, labels.get(id(root), ""))}
+    nodes: dict[int, ForeignNode] = {
+        id(root): ForeignNode(root, labels.get(id(root)) or own_label(root))}
     stack = [root]
     while stack:
         obj = stack.pop()
@@ -152,7 +229,8 @@ def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[Foreig
                     raise LearnerEngineError(
                         f"more than {cap:,} nodes behind the root: does _prev form a cycle? "
                         f"(raise the cap with --max-nodes)")
-                nodes[id(parent)] = ForeignNode(parent, labels.get(id(parent), ""))
+                # a Value of an earlier cell keeps the label it got there
+                nodes[id(parent)] = ForeignNode(parent, labels.get(id(parent)) or own_label(parent))
                 stack.append(parent)
             parents.append(nodes[id(parent)])
         node._prev = tuple(parents)
@@ -221,6 +299,12 @@ def run_backward(root: ForeignNode, order: list[ForeignNode], *,
     return steps, notes
 
 
+def _agrees(a: float, b: float, rtol: float, atol: float) -> bool:
+    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+        return _same(a, b)
+    return abs(a - b) <= atol + rtol * abs(b)
+
+
 def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
@@ -264,8 +348,11 @@ def describe(node: ForeignNode) -> str:
     return f"{node.label} = {expression}" if node.label else expression
 
 
-def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float]) -> str | None:
-    """The first rule whose last write to a gradient left it wrong (id(obj) -> torch's value)."""
+def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float], *,
+                       rtol: float = 1e-9, atol: float = 1e-12) -> str | None:
+    """The first rule whose last write to a gradient left it wrong (id(obj) -> torch's value).
+    A rule that wrote the right value is not blamed: the gradient can still end up wrong
+    when their backward() runs the rules in another order than the replay."""
     last_write: dict[int, int] = {}
     for i, step in enumerate(steps):
         for update in step.updates:
@@ -274,7 +361,29 @@ def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float]) -> st
         for update in step.updates:
             parent = update.parent
             expected = wrong.get(id(parent.obj))  # type: ignore[attr-defined]
-            if expected is not None and last_write[id(parent)] == i:
+            if (expected is not None and last_write[id(parent)] == i
+                    and not _agrees(update.after, expected, rtol, atol)):
                 return (f"the rule of node `{describe(step.node)}` set "  # type: ignore[arg-type]
                         f"{parent.label or '?'}.grad to {update.after!r}; torch says {expected!r}")
     return None
+
+
+_OUR_DIRS = tuple(str(Path(__file__).resolve().parent.parent / package)
+                  for package in ("engine", "micrograd_magics"))
+
+
+def their_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The frames after our last one: the learner's backward() and closures, which we
+    called (None if the error was raised in our own code)."""
+    theirs: list[types.TracebackType] = []
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
+            theirs = []
+        else:
+            theirs.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for frame_tb in reversed(theirs):
+        chain = types.TracebackType(chain, frame_tb.tb_frame, frame_tb.tb_lasti,
+                                    frame_tb.tb_lineno)
+    return chain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import random
 import sys
@@ -92,9 +93,11 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         functions = foreign.bare_functions(learner_class)
     replay = checks.prepare_torch_replay(ns, cell.program) if options.torch else None
     snapshot = (dict(ns), random.getstate()) if learner_class and options.check else None
+    guard = foreign.checked_operators(learner_class) if learner_class else contextlib.nullcontext()
     try:
-        earlier = cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
-                                functions, recorder.new_leaf)
+        with guard:
+            earlier = cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
+                                    functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
         raise UsageError(f"{at_line(cell.filename)}{error}") from None
     except Exception:
@@ -107,9 +110,22 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             result, order = differentiate_learner_class(root, recorder, ns, options)
     except foreign.LearnerEngineError as error:
         raise UsageError(str(error)) from None
+    except Exception:
+        raise their_failure() from None
     if options.torch or options.check:
         checks.compare(result, order, cell, options, recorder, earlier, replay, snapshot)
     return result
+
+
+def their_failure() -> BaseException:
+    """An error raised in the learner's backward() or _backward closures (which we called),
+    shown with their frames only; an error of ours keeps its whole traceback."""
+    etype, error, tb = sys.exc_info()
+    assert etype is not None and error is not None
+    frames = foreign.their_frames(tb)
+    if frames is None:
+        return error
+    return CellFailed((etype, error, frames))
 
 
 def at_line(filename: str) -> str:
