@@ -37,11 +37,29 @@ def user_frames(tb: types.TracebackType | None, cell_filename: str) -> types.Tra
         if started and not filename.startswith(_OUR_DIRS):
             frames.append(tb)
         tb = tb.tb_next
-    filtered = None
+    return _chain(frames)
+
+
+def their_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The frames after our last one: the learner's backward() and closures, which we
+    called (None if the error was raised in our own code)."""
+    theirs: list[types.TracebackType] = []
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
+            theirs = []
+        else:
+            theirs.append(tb)
+        tb = tb.tb_next
+    return _chain(theirs)
+
+
+def _chain(frames: list[types.TracebackType]) -> types.TracebackType | None:
+    """A new traceback through just these frames, in order."""
+    chain = None
     for frame_tb in reversed(frames):
-        filtered = types.TracebackType(filtered, frame_tb.tb_frame, frame_tb.tb_lasti,
-                                       frame_tb.tb_lineno)
-    return filtered
+        chain = types.TracebackType(chain, frame_tb.tb_frame, frame_tb.tb_lasti,
+                                    frame_tb.tb_lineno)
+    return chain
 
 
 _FOREIGN_CALL = re.compile(r"\b(math|np|numpy|torch|cmath)\.(\w+)\s*\(")

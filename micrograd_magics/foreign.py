@@ -15,7 +15,6 @@ import inspect
 import math
 import types
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from engine import BackwardStep, GradUpdate
@@ -366,24 +365,3 @@ def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float], *,
                 return (f"the rule of node `{describe(step.node)}` set "  # type: ignore[arg-type]
                         f"{parent.label or '?'}.grad to {update.after!r}; torch says {expected!r}")
     return None
-
-
-_OUR_DIRS = tuple(str(Path(__file__).resolve().parent.parent / package)
-                  for package in ("engine", "micrograd_magics"))
-
-
-def their_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The frames after our last one: the learner's backward() and closures, which we
-    called (None if the error was raised in our own code)."""
-    theirs: list[types.TracebackType] = []
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
-            theirs = []
-        else:
-            theirs.append(tb)
-        tb = tb.tb_next
-    chain = None
-    for frame_tb in reversed(theirs):
-        chain = types.TracebackType(chain, frame_tb.tb_frame, frame_tb.tb_lasti,
-                                    frame_tb.tb_lineno)
-    return chain

@@ -18,7 +18,7 @@ from engine import Value
 from micrograd_magics import cell as cells
 from micrograd_magics import compare as checks
 from micrograd_magics import foreign
-from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure
+from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model
 from micrograd_magics.result import AutogradResult
 
@@ -122,7 +122,7 @@ def their_failure() -> BaseException:
     shown with their frames only; an error of ours keeps its whole traceback."""
     etype, error, tb = sys.exc_info()
     assert etype is not None and error is not None
-    frames = foreign.their_frames(tb)
+    frames = their_frames(tb)
     if frames is None:
         return error
     return CellFailed((etype, error, frames))
