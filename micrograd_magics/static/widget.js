@@ -284,8 +284,11 @@ function render({ model, el }) {
       explain.appendChild(h("div", {}, step ? `local rule: ${step.rule}` : "no backward step recorded"));
       return;
     }
+    // the grad the graph shows at the current step; the final one too while they differ
+    const shown = steps().length ? gradsAt(currentStep()).get(id) ?? 0 : node.grad;
+    const final = fmt(shown) === fmt(node.grad) ? "" : ` (after backward: ${fmt(node.grad)})`;
     explain.appendChild(h("div", { class: "autograd-explain-head" },
-      `${node.name}: data ${fmt(node.data)}, grad ${fmt(node.grad)}${node.leaf ? " (leaf)" : ""}`));
+      `${node.name}: data ${fmt(node.data)}, grad ${fmt(shown)}${final}${node.leaf ? " (leaf)" : ""}`));
     const lines = Array.isArray(node.explain) ? node.explain : node.explain ? [String(node.explain)] : [];
     for (const line of lines) explain.appendChild(h("div", { class: "autograd-formula" }, line));
     if (!lines.length) explain.appendChild(h("div", {}, "no chain-rule step recorded for this node"));

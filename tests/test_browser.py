@@ -1,0 +1,443 @@
+"""The widget in a real browser: JupyterLab 4 and Notebook 7 in headless Chromium.
+
+A JupyterLab server runs on 127.0.0.1 (free port, random token) over a temporary folder
+holding a copy of examples/01_first_graph.ipynb, with every Jupyter/IPython config,
+runtime, workspace and settings folder temporary too. Playwright drives Debian's Chromium
+(`/usr/bin/chromium`; Playwright's own browser download is not needed), runs the notebook
+and checks what a learner sees: the lecture graph with its gradients, the chain-rule text
+on hover, the backward replay buttons, the SVG download, and no page errors from the
+widget. Screenshots go to tests/artifacts/ (gitignored); the cropped lecture widget also
+goes to docs/widget.png, the README's picture.
+
+Skipped only when no Chromium binary is found (scripts/test.sh installs Debian's).
+See /work/shared/BROWSER_TESTING.md for the pitfalls these steps avoid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "examples" / "01_first_graph.ipynb"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+DOCS_IMAGE = REPO / "docs" / "widget.png"
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-extensions"]
+TIMEOUT_MS = 45_000  # any single wait: generous for a loaded CI box (a run takes ~30-50 s)
+CODE_CELLS = sum(cell["cell_type"] == "code"
+                 for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"])
+LABELS = {"a", "b", "c", "d", "e", "f", "L"}
+A_RULE = "dL/da = dL/de * de/da = -2.0000 * -3.0000 = 6.0000"
+EXECUTED = re.compile(r"\[\s*\d+\s*\]")
+STARTED = re.compile(r"\[\s*(\*|\d+)\s*\]")
+# an error from our front end: it names us, or its stack runs through a blob: URL (anywidget
+# loads widget.js as a blob module, so a bare TypeError in it carries no other name)
+OUR_CODE = re.compile(r"autograd|micrograd|widget|blob:", re.I)
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium (or another Chromium/Chrome on PATH); $CHROMIUM overrides."""
+    candidates = [os.environ.get("CHROMIUM", ""), "/usr/bin/chromium",
+                  "/usr/lib/chromium/chromium", "chromium", "chromium-browser",
+                  "google-chrome", "google-chrome-stable"]
+    for candidate in filter(None, candidates):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    base: str
+    token: str
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path}?token={self.token}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no Chromium binary found (looked for $CHROMIUM, /usr/bin/chromium, "
+                    "chromium, chromium-browser, google-chrome); "
+                    "install it with `apt-get install chromium` (scripts/test.sh does)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def jupyter(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A JupyterLab server (which also serves Notebook 7) over a copy of the notebook."""
+    tmp = tmp_path_factory.mktemp("jupyter")
+    root = tmp / "notebooks"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_WORKSPACES_DIR",
+                 "JUPYTERLAB_SETTINGS_DIR", "IPYTHONDIR"):
+        env[name] = str(tmp / name.lower())
+        Path(env[name]).mkdir()
+    settings = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab"
+    # no "get notified about Jupyter news?" toast over the page
+    (settings / "apputils-extension").mkdir(parents=True)
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # no autosave: the copied notebook stays as it was (no outputs) for the next test
+    (settings / "docmanager-extension").mkdir(parents=True)
+    (settings / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autosave": False}))
+    # no "is a rebuild needed?" check on page load (seconds of CPU, nothing to build)
+    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+    labconfig.mkdir()
+    (labconfig / "page_config.json").write_text(
+        json.dumps({"buildCheck": False, "buildAvailable": False}))
+    # the kernel imports this checkout's micrograd_magics, installed or not
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.pop("JUPYTER_TOKEN", None)
+
+    token = secrets.token_hex(16)
+    port = free_port()
+    log = tmp / "server.log"
+    server = Server(f"http://127.0.0.1:{port}", token, log)
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+             f"--ServerApp.root_dir={root}",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(server.url("api/status"), timeout=2):
+                    break
+            except (urllib.error.URLError, OSError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start (exit {process.poll()}):\n"
+                                f"{server.log_tail()}")
+                time.sleep(0.2)
+        yield server
+    finally:
+        stop_server(process, server)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(log, ARTIFACTS / "jupyter-server.log")
+
+
+def stop_server(process: subprocess.Popen, server: Server) -> None:
+    """POST /api/shutdown (stops the kernels too); else SIGTERM, then SIGKILL, the group."""
+    if process.poll() is None:
+        try:
+            request = urllib.request.Request(f"{server.base}/api/shutdown", method="POST",
+                                             headers={"Authorization": f"token {server.token}"})
+            urllib.request.urlopen(request, timeout=5).close()
+            process.wait(10)
+        except (urllib.error.URLError, OSError, subprocess.TimeoutExpired):
+            pass
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break  # the group is gone
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Session:
+    page: Page
+    errors: list[str]
+
+
+@pytest.fixture
+def session(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A fresh page; page errors and console errors are collected, a last screenshot kept."""
+    # device scale 2: a sharp docs/widget.png (page screenshots are taken at CSS scale)
+    context = browser.new_context(viewport={"width": 1600, "height": 1000},
+                                  device_scale_factor=2, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(
+        f"pageerror: {error.name}: {error.message}\n{error.stack or ''}"))
+    page.on("console", lambda message: errors.append(f"console.error: {message.text}")
+            if message.type == "error" else None)
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"),
+                                      dialog.dismiss()))
+    try:
+        yield Session(page, errors)
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:  # the state the test ended in, passed or failed
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-last.png"), scale="css")
+        except Exception:  # noqa: BLE001  (a closed or crashed page: nothing to keep)
+            pass
+        context.close()
+
+
+# --- steps shared by the two front ends ------------------------------------------------
+
+def open_and_run_all(page: Page, url: str) -> None:
+    """Open the notebook, wait for its kernel, Run → Run All, and see execution start."""
+    # The indicator reads "idle" before any kernel exists: wait for the kernel's socket.
+    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url, timeout=TIMEOUT_MS):
+        page.goto(url)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+    expect(prompts.first).to_be_visible()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+    # Run All really started: the first cell's prompt turns to [*] or [N] soon
+    expect(prompts.first).to_have_text(STARTED, timeout=10_000)
+    # and every code cell ran
+    expect(prompts).to_have_count(CODE_CELLS)
+    for i in range(CODE_CELLS):
+        expect(prompts.nth(i)).to_have_text(EXECUTED)
+
+
+def lecture_widget(page: Page) -> Locator:
+    """The widget of the `%%autograd` cell with backward (the one with steps)."""
+    widget = page.locator(
+        ".jp-Notebook .jp-CodeCell .autograd-widget[data-steps]:not([data-steps='0'])")
+    expect(widget).to_have_count(1)
+    widget.scroll_into_view_if_needed()
+    expect(widget.locator("svg g[data-kind='value'][data-node-id]")).to_have_count(len(LABELS))
+    return widget
+
+
+def node_ids(widget: Locator) -> dict[str, str]:
+    """label -> model id of every value node in the widget's SVG."""
+    return widget.evaluate("""root => Object.fromEntries(
+        [...root.querySelectorAll("svg g[data-kind='value'][data-node-id]")].map(g => [
+            g.querySelector("text.autograd-label").textContent.trim(),
+            g.getAttribute("data-node-id")]))""")
+
+
+def value_group(widget: Locator, node_id: str) -> Locator:
+    return widget.locator(f"svg g[data-kind='value'][data-node-id='{node_id}']")
+
+
+def grad_text(widget: Locator, node_id: str) -> Locator:
+    return value_group(widget, node_id).locator("text.autograd-grad")
+
+
+def current_value_ids(widget: Locator) -> list[str]:
+    return widget.evaluate("""root => [...root.querySelectorAll(
+        "svg g.autograd-current[data-kind='value']")].map(g => g.getAttribute("data-node-id"))""")
+
+
+def our_errors(errors: list[str]) -> list[str]:
+    return [e for e in errors if OUR_CODE.search(e)]
+
+
+# --- the tests ---------------------------------------------------------------------------
+
+def test_lab_widget_shows_and_steps_through_backward(jupyter: Server, session: Session) -> None:
+    page = session.page
+    ARTIFACTS.mkdir(exist_ok=True)
+    open_and_run_all(page, jupyter.url(f"lab/tree/{NOTEBOOK.name}"))
+
+    # the forward-only cell: a graph, every gradient 0
+    forward_only = page.locator(".jp-Notebook .autograd-widget[data-steps='0']")
+    expect(forward_only).to_have_count(1)
+    expect(forward_only.locator("svg text.autograd-grad")).to_have_text(
+        ["grad 0.0000"] * len(LABELS))
+
+    # the lecture cell: every label, the final gradients, the last step shown
+    widget = lecture_widget(page)
+    ids = node_ids(widget)
+    assert set(ids) == LABELS, ids
+    steps = widget.get_attribute("data-steps")
+    assert steps is not None and int(steps) >= 3, steps
+    expect(widget).to_have_attribute("data-step", steps)
+    for label, grad in [("a", "6.0000"), ("b", "-4.0000"), ("c", "-2.0000"),
+                        ("d", "-2.0000"), ("e", "-2.0000"), ("f", "4.0000"), ("L", "1.0000")]:
+        expect(grad_text(widget, ids[label])).to_have_text(f"grad {grad}")
+    expect(value_group(widget, ids["a"]).locator("text.autograd-data")).to_have_text(
+        "data 2.0000")
+    expect(widget.locator(".autograd-step-caption")).to_contain_text(f"step {steps} / {steps}")
+    page.screenshot(path=str(ARTIFACTS / "lab-run-all.png"), full_page=True, scale="css")
+
+    # hover a: its chain-rule step, and a's group is marked as hovered
+    a = value_group(widget, ids["a"])
+    a.hover()
+    explain = widget.locator(".autograd-explain")
+    expect(explain).to_contain_text(A_RULE)
+    expect(explain).to_contain_text("a: data 2.0000, grad 6.0000 (leaf)")
+    expect(a).to_have_class(re.compile(r"\bautograd-hover\b"))
+    page.screenshot(path=str(ARTIFACTS / "lab-hover-a.png"), full_page=True, scale="css")
+    save_docs_image(page, widget)
+
+    # replay backward: before it every grad is 0 and nothing is current
+    caption = widget.locator(".autograd-step-caption")
+    button = lambda action: widget.locator(f"button[data-action='{action}']")  # noqa: E731
+    button("first").click()
+    expect(widget).to_have_attribute("data-step", "0")
+    expect(grad_text(widget, ids["a"])).to_have_text("grad 0.0000")
+    expect(grad_text(widget, ids["L"])).to_have_text("grad 0.0000")
+    expect(caption).to_contain_text(f"step 0 / {steps}")
+    expect(widget.locator("svg .autograd-current")).to_have_count(0)
+    expect(button("first")).to_be_disabled()
+    expect(button("back")).to_be_disabled()
+
+    # forward one step at a time: the highlight moves from L towards the leaves
+    seen_captions = [caption.inner_text()]
+    seen_current = []
+    for k in range(1, int(steps) + 1):
+        button("forward").click()
+        expect(widget).to_have_attribute("data-step", str(k))
+        expect(caption).not_to_have_text(seen_captions[-1])
+        seen_captions.append(caption.inner_text())
+        current = current_value_ids(widget)
+        assert len(current) == 1, (k, current)
+        seen_current.append(current[0])
+        if k == 1:  # the seed: dL/dL = 1 on L
+            assert current == [ids["L"]], current
+            expect(grad_text(widget, ids["L"])).to_have_text("grad 1.0000")
+            expect(grad_text(widget, ids["d"])).to_have_text("grad 0.0000")
+        if k < int(steps):
+            expect(grad_text(widget, ids["a"])).to_have_text("grad 0.0000")
+    # the last step runs e's rule (e = a * b), which gives a and b their gradients
+    assert seen_current[-1] == ids["e"], seen_current
+    assert len(set(seen_current)) >= 3, seen_current  # the highlight really moved
+    expect(grad_text(widget, ids["a"])).to_have_text("grad 6.0000")
+    expect(grad_text(widget, ids["b"])).to_have_text("grad -4.0000")
+    expect(value_group(widget, ids["a"])).to_have_class(re.compile(r"\bautograd-updated\b"))
+    expect(button("forward")).to_be_disabled()
+
+    # back one step: a's gradient is 0 again, the highlight moves back
+    button("back").click()
+    expect(widget).to_have_attribute("data-step", str(int(steps) - 1))
+    expect(grad_text(widget, ids["a"])).to_have_text("grad 0.0000")
+    expect(caption).to_have_text(seen_captions[-2])
+    assert current_value_ids(widget) == [seen_current[-2]]
+    assert seen_current[-2] != ids["e"]
+
+    # the slider and the last button
+    widget.locator("input[type=range].autograd-slider").fill("1")
+    expect(widget).to_have_attribute("data-step", "1")
+    expect(grad_text(widget, ids["L"])).to_have_text("grad 1.0000")
+    button("last").click()
+    expect(widget).to_have_attribute("data-step", steps)
+    expect(grad_text(widget, ids["a"])).to_have_text("grad 6.0000")
+
+    # download: the graph as an SVG file (the laid-out SVG with the final gradients)
+    with page.expect_download() as download_info:
+        button("download").click()
+    download = download_info.value
+    assert download.suggested_filename == "autograd-graph.svg"
+    saved = ARTIFACTS / "lab-download.svg"
+    download.save_as(saved)
+    svg = saved.read_text(encoding="utf-8")
+    assert svg.startswith("<?xml"), svg[:200]
+    assert "<svg" in svg and svg.rstrip().endswith("</svg>"), svg[-200:]
+    assert "grad 6.0000" in svg
+    for label in LABELS:
+        assert f">{label}</text>" in svg, label
+
+    assert not our_errors(session.errors), session.errors
+
+
+def test_notebook7_widget_renders(jupyter: Server, session: Session) -> None:
+    page = session.page
+    ARTIFACTS.mkdir(exist_ok=True)
+    open_and_run_all(page, jupyter.url(f"notebooks/{NOTEBOOK.name}"))
+    widget = lecture_widget(page)
+    ids = node_ids(widget)
+    assert set(ids) == LABELS, ids
+    expect(grad_text(widget, ids["a"])).to_have_text("grad 6.0000")
+    value_group(widget, ids["a"]).hover()
+    expect(widget.locator(".autograd-explain")).to_contain_text(A_RULE)
+    page.screenshot(path=str(ARTIFACTS / "notebook7-run-all.png"), full_page=True, scale="css")
+    assert not our_errors(session.errors), session.errors
+
+
+def save_docs_image(page: Page, widget: Locator) -> None:
+    """The lecture cell's output (the widget, a hovered) -> artifacts and docs/widget.png."""
+    output = widget.locator("xpath=ancestor::*[contains(@class, 'jp-OutputArea-output')][1]")
+    target = output if output.count() else widget
+    target.scroll_into_view_if_needed()
+    box = target.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100, box
+    # a little white around the widget, but not the cell's input area above it
+    margin = 8
+    top = box["y"] - margin
+    source = widget.locator("xpath=ancestor::*[contains(@class, 'jp-CodeCell')][1]"
+                            "//*[contains(@class, 'jp-Cell-inputWrapper')]")
+    source_box = source.bounding_box() if source.count() == 1 else None
+    if source_box is not None:
+        top = max(top, source_box["y"] + source_box["height"] + 1)
+    path = ARTIFACTS / "lab-widget.png"
+    page.screenshot(path=str(path), clip={
+        "x": max(box["x"] - margin, 0), "y": max(top, 0), "width": box["width"] + 2 * margin,
+        "height": box["y"] + box["height"] + margin - max(top, 0)})
+    if not same_picture(path, DOCS_IMAGE):
+        DOCS_IMAGE.parent.mkdir(exist_ok=True)
+        shutil.copy(path, DOCS_IMAGE)
+
+
+def same_picture(new: Path, old: Path) -> bool:
+    """True when `old` exists and differs from `new` by no more than anti-aliasing noise
+    (between runs Chromium shades a few hundred edge pixels slightly differently), so
+    docs/widget.png only changes in git when the widget looks different."""
+    if not old.exists():
+        return False
+    if new.read_bytes() == old.read_bytes():
+        return True
+    try:
+        from PIL import Image, ImageChops
+    except ImportError:
+        return False
+    with Image.open(new) as a, Image.open(old) as b:
+        if a.size != b.size:
+            return False
+        diff = ImageChops.difference(a.convert("L"), b.convert("L"))
+        changed = diff.point(lambda v: 255 if v > 40 else 0).histogram()[255]
+    return changed <= 3
