@@ -18,19 +18,20 @@ def _count_users(root: Value) -> None:
     while stack:
         node = pop()
         a = node._a
-        if a is not None:
-            if a._users:
-                a._users += 1
+        if a is None:  # a leaf uses nothing
+            continue
+        if a._users:
+            a._users += 1
+        else:
+            a._users = 1
+            push(a)
+        b = node._b
+        if b is not None:
+            if b._users:
+                b._users += 1
             else:
-                a._users = 1
-                push(a)
-            b = node._b
-            if b is not None:
-                if b._users:
-                    b._users += 1
-                else:
-                    b._users = 1
-                    push(b)
+                b._users = 1
+                push(b)
 
 
 def _reset_users(root: Value) -> None:
@@ -62,15 +63,16 @@ def _backward_order(root: Value) -> list[Value]:
             node = pop()
             place(node)
             a = node._a
-            if a is not None:
-                a._users -= 1
-                if not a._users:
-                    push(a)
-                b = node._b
-                if b is not None:
-                    b._users -= 1
-                    if not b._users:
-                        push(b)
+            if a is None:
+                continue
+            a._users -= 1
+            if not a._users:
+                push(a)
+            b = node._b
+            if b is not None:
+                b._users -= 1
+                if not b._users:
+                    push(b)
     except BaseException:
         _reset_users(root)
         raise
@@ -104,13 +106,14 @@ def backward(root: Value) -> None:
             if a is None:  # a leaf: no rule
                 continue
             b = node._b
+            rule = node._op.local  # an attribute, not a method: fetched, then called
             if b is None:
-                a.grad += node.grad * node._op.local(a.data, node._k, node.data)
+                a.grad += node.grad * rule(a.data, node._k, node.data)
                 a._users -= 1
                 if not a._users:
                     push(a)
             else:
-                da, db = node._op.local(a.data, b.data, node.data)
+                da, db = rule(a.data, b.data, node.data)
                 g = node.grad
                 a.grad += g * da
                 b.grad += g * db
@@ -137,7 +140,10 @@ def local_gradients(node: Value) -> list[tuple[Value, float]]:
 
 
 def apply_rule(node: Value) -> None:
-    """Run one node's rule, as micrograd's `node._backward()` does: parents' grads += grad * local."""
+    """Run one node's rule, as micrograd's `node._backward()` does.
+
+    Each parent's grad += node.grad * d node / d parent.
+    """
     for parent, local in local_gradients(node):
         parent.grad += node.grad * local
 

@@ -1,7 +1,8 @@
-"""Module, Neuron, Layer, MLP with micrograd's signatures, so its demo runs with one import changed."""
+"""Module, Neuron, Layer, MLP with micrograd's signatures: its demo runs with one import changed."""
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Sequence
 
@@ -28,7 +29,7 @@ class Neuron(Module):
         self.nonlin = nonlin
 
     def __call__(self, x: Sequence[Value | float]) -> Value:
-        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        act = sum(map(operator.mul, self.w, x), self.b)  # b + w0*x0 + w1*x1 + ...
         return act.relu() if self.nonlin else act
 
     def parameters(self) -> list[Value]:
