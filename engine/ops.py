@@ -155,7 +155,8 @@ MUL = Op("*", arity=2, symbol="*", torch_name="MulBackward0",
          formulas=("{b}", "{a}"))
 DIV = Op("/", arity=2, symbol="/", torch_name="DivBackward0",
          forward=safe_div,
-         local=lambda a, b, out: (safe_div(1.0, b), -safe_div(a, b * b)),
+         # -(a/b)/b, as torch: -a/(b*b) would under- or overflow in b*b first
+         local=lambda a, b, out: (safe_div(1.0, b), -safe_div(out, b)),
          formulas=("1/{b}", "-{a}/{b}²"))
 POW = Op("**", arity=2, symbol="**", torch_name="PowBackward1",
          forward=safe_pow,
@@ -208,11 +209,12 @@ LOG = Op("log", arity=1, symbol="log", torch_name="LogBackward0",
          formulas=("1/{a}",))
 TANH = Op("tanh", arity=1, symbol="tanh", torch_name="TanhBackward0",
           forward=lambda x, k: math.tanh(x),
-          local=lambda x, k, out: 1.0 - out * out,
+          # (1 - out)(1 + out) is 1 - out² without the rounding of out² near |out| = 1
+          local=lambda x, k, out: (1.0 - out) * (1.0 + out),
           formulas=("1 - {out}²",))
 RELU = Op("ReLU", arity=1, symbol="ReLU", torch_name="ReluBackward0",
           forward=lambda x, k: x if x > 0.0 else (x if x != x else 0.0),
-          local=lambda x, k, out: 1.0 if x > 0.0 else 0.0,
+          local=lambda x, k, out: 0.0 if x <= 0.0 else 1.0,  # torch: nan passes the grad
           formulas=("1 if {a} > 0 else 0",))
 SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid", torch_name="SigmoidBackward0",
              forward=lambda x, k: stable_sigmoid(x),

@@ -221,12 +221,9 @@ def test_no_op_raises_for_any_float(op_builder, a, b, k):
     assert len(backward_steps(out)) == 1
 
 
-# --- known divergences from torch (engine bugs, reported) --------------------------------
+# --- places where a naive rule diverges from torch -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: ReLU's rule gives 0.0 at x = nan; torch's threshold_backward passes the "
-    "gradient (1.0) because `nan <= 0` is false"))
 def test_relu_gradient_at_nan_matches_torch(torch):
     ours = run_engine(lambda x: x.relu(), (NAN,))
     theirs = run_torch(torch, lambda x: x.relu(), (NAN,))
@@ -234,10 +231,6 @@ def test_relu_gradient_at_nan_matches_torch(torch):
     assert same(ours[1][0], theirs[1][0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine divergence: tanh's rule computes 1 - out*out, whose rounding dominates once out "
-    "is near +-1; torch's tanh_backward gives 1 - out**2 correctly rounded (as (1-out)*(1+out) "
-    "does): at x=8 the gradients differ by 7e-11 relative, at x=10 by 2e-9"))
 @pytest.mark.parametrize("x", [8.0, -10.0, 12.0])
 def test_tanh_gradient_near_saturation_matches_torch(torch, x):
     ours = run_engine(lambda v: v.tanh(), (x,))
@@ -246,10 +239,6 @@ def test_tanh_gradient_near_saturation_matches_torch(torch, x):
     assert ours[1][0] == pytest.approx(theirs[1][0], rel=1e-12, abs=0.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: '/' computes d(a/b)/db as -a/(b*b); b*b underflows or overflows where "
-    "torch's -(a/b)/b does not: 0/1e-300 gives nan (torch -0.0), 1e-300/1e-300 gives -inf "
-    "(torch -1e300), 1e300/1e300 gives 0.0 (torch -1e-300)"))
 @pytest.mark.parametrize("a, b, grad_b", [(0.0, 1e-300, 0.0), (1e-300, 1e-300, -1e300),
                                           (1e300, 1e300, -1e-300)])
 def test_division_gradient_at_extreme_magnitudes(a, b, grad_b):
