@@ -86,15 +86,33 @@ def topological_order(root: Value) -> list[Value]:
     return order
 
 
-def backward(root: Value) -> None:
+def backward(root: Value, order: list[Value] | None = None) -> None:
     """Seed root.grad with 1.0 and add each node's contribution into its parents' grads.
 
     Gradients accumulate (`+=`): a node used twice gets both contributions, and grads
     left from an earlier backward are added to, as in micrograd and torch's leaves.
 
-    This is `_backward_order` with the rules run as nodes are placed (no order list):
-    the demo training step spends about half its time in here.
+    `order`: root's graph as `topological_order(root)` gave it, when the caller has it
+    already (the magic does): the rules then run along it, with no walk of their own.
+    Without it this is `_backward_order` with the rules run as nodes are placed (no order
+    list): the demo training step spends about half its time in here.
     """
+    if order is not None:
+        root.grad = 1.0
+        for node in reversed(order):
+            a = node._a
+            if a is None:
+                continue
+            b = node._b
+            rule = node._op.local
+            if b is None:
+                a.grad += node.grad * rule(a.data, node._k, node.data)
+            else:
+                da, db = rule(a.data, b.data, node.data)
+                g = node.grad
+                a.grad += g * da
+                b.grad += g * db
+        return
     try:
         _count_users(root)
         root.grad = 1.0

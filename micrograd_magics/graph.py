@@ -93,9 +93,12 @@ def build_model(
     nodes: list[dict[str, Any]] = []
     by_id: dict[int, dict[str, Any]] = {}
     for i, node in enumerate(order):
-        label = names.get(id(node), node.label)
-        if truncated and not label:
-            continue
+        label = node.label
+        if not label:
+            if truncated:  # only the named nodes are listed: skip the rest cheaply
+                continue
+        elif names:
+            label = names.get(id(node), label)
         ids[id(node)] = nid = f"n{i}"
         record = {
             "id": nid,

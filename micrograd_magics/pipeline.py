@@ -195,12 +195,15 @@ def differentiate(root: Value, ns: dict[str, Any],
         if small or not options.accumulate:
             steps = engine.backward_steps(root, accumulate=options.accumulate)
         else:
-            engine.backward(root)
+            engine.backward(root, order)
     names = version_names(order, ns)
     model = build_model(root, steps=steps if small else None, order=order, names=names,
                         precision=options.precision, accumulate=options.accumulate,
                         max_nodes=options.max_nodes)
-    warnings = non_finite_warnings(order, names)
+    # above the cap only the named nodes and the root are checked: a nan or inf reaches
+    # them (data flows to the root, gradients to the leaves), and the scan stays cheap
+    checked = order if small else [n for n in order if n.label or n is root]
+    warnings = non_finite_warnings(checked, names)
     return AutogradResult(root=root, model=model, options=options, warnings=warnings), order
 
 

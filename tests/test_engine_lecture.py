@@ -346,3 +346,19 @@ def test_micrograd_names_on_a_graph():
     assert [n.label for n in (a, b, c, e, d, f, L)] == ["a", "b", "c", "e", "d", "f", "L"]
     assert Value(1.0).label == ""
     assert "label='a'" in repr(a) and "data=2.0" in repr(a)
+
+
+def test_backward_along_a_given_order_matches_the_walk():
+    """The magic hands backward the order it already has; the grads must not change."""
+    def lecture():
+        a, b, c, f = Value(2.0, "a"), Value(-3.0, "b"), Value(10.0, "c"), Value(-2.0, "f")
+        e = a * b
+        L = (e + c) * f + a * a  # a is reused
+        return (a, b, c, f), L
+
+    (a1, b1, c1, f1), L1 = lecture()
+    engine.backward(L1)
+    (a2, b2, c2, f2), L2 = lecture()
+    engine.backward(L2, engine.topological_order(L2))
+    assert [a2.grad, b2.grad, c2.grad, f2.grad] == [a1.grad, b1.grad, c1.grad, f1.grad]
+    assert a2.grad == 10.0  # dL/da = b*f + 2a = 6 + 4
