@@ -19,6 +19,11 @@ class Module:
     def parameters(self) -> list[Value]:
         return []
 
+    def named_parameters(self) -> list[tuple[str, Value]]:
+        """(path, parameter) pairs, the path as you would reach the parameter in code:
+        `w[0]`, `b`, `neurons[3].w[1]`, `layers[0].neurons[3].b`."""
+        return []
+
 
 class Neuron(Module):
     """sum(w_i * x_i) + b, through ReLU unless `nonlin=False`."""
@@ -34,6 +39,9 @@ class Neuron(Module):
 
     def parameters(self) -> list[Value]:
         return self.w + [self.b]
+
+    def named_parameters(self) -> list[tuple[str, Value]]:
+        return [(f"w[{i}]", w) for i, w in enumerate(self.w)] + [("b", self.b)]
 
     def __repr__(self) -> str:
         return f"{'ReLU' if self.nonlin else 'Linear'}Neuron({len(self.w)})"
@@ -51,6 +59,10 @@ class Layer(Module):
 
     def parameters(self) -> list[Value]:
         return [p for n in self.neurons for p in n.parameters()]
+
+    def named_parameters(self) -> list[tuple[str, Value]]:
+        return [(f"neurons[{j}].{path}", p) for j, n in enumerate(self.neurons)
+                for path, p in n.named_parameters()]
 
     def __repr__(self) -> str:
         return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
@@ -71,6 +83,10 @@ class MLP(Module):
 
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_parameters(self) -> list[tuple[str, Value]]:
+        return [(f"layers[{k}].{path}", p) for k, layer in enumerate(self.layers)
+                for path, p in layer.named_parameters()]
 
     def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import Value
+from engine.nn import Module
 
 HELPER = "__autograd_cell__"
 """The one name the transformed code uses to reach us; removed again after the run."""
@@ -240,6 +241,7 @@ class CellRecorder:
     def __init__(self) -> None:
         self.labelled: list[Any] = []  # every value given a label, in order
         self.leaves: list[Any] = []  # the leaves made from number literals, in order
+        self.by_path: set[int] = set()  # ids of model parameters named by their path
         self.last_value: Any = None  # the last value assigned or evaluated at top level
 
     # --- what differs between engines --------------------------------------------------
@@ -255,6 +257,9 @@ class CellRecorder:
 
     def set_label(self, value: Any, text: str) -> None:
         value.label = text
+
+    def label_of(self, value: Any) -> str:
+        return value.label
 
     # --- what the transformed cell calls ---------------------------------------------
 
@@ -272,10 +277,28 @@ class CellRecorder:
         return value
 
     def assigned(self, value: Any, name: str) -> None:
-        """`name = value` just ran: name the value (if unnamed); it may be the root."""
+        """`name = value` just ran: name the value (if unnamed, or only named by its path in
+        a model); it may be the root."""
         if self.is_value(value):
+            if id(value) in self.by_path:  # `w = model.layers[0].neurons[0].w[0]`
+                self.by_path.discard(id(value))
+                self.set_label(value, name)
             self.label(value, name)
             self.last_value = value
+        elif isinstance(value, Module):
+            self.parameters(value, name)
+
+    def parameters(self, module: Module, name: str) -> None:
+        """Name an engine.nn model's unnamed parameters by their path: `model.layers[0].b`."""
+        for path, parameter in module.named_parameters():
+            if not self.is_value(parameter):
+                continue
+            text = f"{name}.{path}"
+            if not self.has_label(parameter):
+                self.label(parameter, text)
+            elif self.label_of(parameter) != text:
+                continue  # named by the user: keep it
+            self.by_path.add(id(parameter))
 
     def expression(self, value: Any) -> Any:
         if self.is_value(value):
@@ -315,6 +338,9 @@ def execute(code: Any, program: CellProgram, ns: dict[str, Any], global_ns: dict
     for name in sorted(program.read_names - program.counts):
         if name in ns and plain_number(ns[name]):
             injected[name] = earlier[name] = make_leaf(ns[name], name)
+    for name in sorted(program.read_names):
+        if isinstance(ns.get(name), Module):  # a model from an earlier cell
+            recorder.parameters(ns[name], name)
     saved = {name: ns[name] for name in injected if name in ns}
     ns.update(injected)
     try:

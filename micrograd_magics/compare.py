@@ -121,6 +121,9 @@ class TorchRecorder(CellRecorder):
     def has_label(self, value: Any) -> bool:
         return id(value) in self.labels
 
+    def label_of(self, value: Any) -> str:
+        return self.labels.get(id(value), "")
+
     def set_label(self, value: Any, text: str) -> None:
         if value.grad_fn is not None:
             value.retain_grad()

@@ -74,6 +74,9 @@ class ForeignRecorder(CellRecorder):
         # our engine
         return id(value) in self.labels or bool(own_label(value))
 
+    def label_of(self, value: Any) -> str:
+        return self.labels.get(id(value)) or own_label(value)
+
     def set_label(self, value: Any, text: str) -> None:
         self.labels[id(value)] = text
         self.keep.append(value)

@@ -407,3 +407,30 @@ def test_config_precision(ip):
     assert result.graph["precision"] == 2
     assert "4.00" in repr(result) and "4.0000" not in repr(result)
     assert autograd(ip, "a = 2.0\nL = a * a", "--precision 3").graph["precision"] == 3
+
+
+def test_model_parameters_are_named_by_their_path(ip):
+    ip.run_cell("import random\nfrom engine.nn import Neuron\nrandom.seed(3)\n"
+                "neuron = Neuron(2, nonlin=False)")
+    neuron = ip.user_ns["neuron"]
+    result = autograd(ip, "x0 = 1.5\nx1 = -2.0\nact = neuron([x0, x1])")
+    # act = b + w0*x0 + w1*x1: d act/d w_i = x_i, d act/d b = 1
+    assert result.grads["neuron.w[0]"] == 1.5
+    assert result.grads["neuron.w[1]"] == -2.0
+    assert result.grads["neuron.b"] == 1.0
+    assert result.grads["x0"] == neuron.w[0].data
+    # an explicit name wins over the path, on this run and the next
+    for _ in range(2):
+        result = autograd(ip, "x0 = 1.5\nx1 = -2.0\nw = neuron.w[1]\nact = neuron([x0, x1])")
+        assert result.grads["w"] == -2.0
+        assert "neuron.w[1]" not in result.grads
+
+
+def test_named_parameters_follow_the_model_structure():
+    from engine.nn import MLP
+
+    model = MLP(2, [3, 1])
+    named = model.named_parameters()
+    assert [p for _, p in named] == model.parameters()
+    assert named[0][0] == "layers[0].neurons[0].w[0]"
+    assert named[-1][0] == "layers[1].neurons[0].b"
