@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cells import clear_namespace
 
 _IP_BASELINE: dict[int, dict[str, Any]] = {}  # id(shell) -> its user namespace after a reset
 
@@ -43,3 +44,18 @@ def _ip_fresh(shell) -> None:  # noqa: ANN001
     shell.execution_count = 1
     shell.last_execution_succeeded = True
     shell.last_execution_result = None
+
+
+@pytest.fixture
+def shell() -> Iterator:
+    """A real IPython shell with the extension loaded and an empty namespace."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import start_ipython
+
+    start_ipython()  # creates the process-wide test shell the first time only
+    ip = InteractiveShell.instance()
+    clear_namespace(ip)
+    if "micrograd_magics" not in ip.extension_manager.loaded:
+        ip.run_line_magic("load_ext", "micrograd_magics")
+    yield ip
+    clear_namespace(ip)

@@ -11,67 +11,21 @@ from __future__ import annotations
 import math
 import random
 import sys
-from collections.abc import Iterator
 
 import pytest
+from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_GRADS, clear_namespace, run_autograd
 
 from engine import Value
 from micrograd_magics.result import AutogradResult
 
 torch = pytest.importorskip("torch")
 
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
-
-LECTURE_GRADS = {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
-
-NEURON = """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-o = tanh(n)"""
-
-# b is chosen so that n = atanh(1/sqrt(2)): o = 0.7071, do/dn = 1 - o**2 = 0.5
-NEURON_GRADS = {"x1": -1.5, "w1": 1.0, "x2": 0.5, "w2": 0.0, "b": 0.5, "n": 0.5, "o": 1.0}
 
 NEURON_EXP = NEURON.replace("o = tanh(n)", "o = (exp(2*n) - 1) / (exp(2*n) + 1)")
 
 
-@pytest.fixture
-def shell() -> Iterator:
-    """A real IPython shell with the extension loaded and an empty namespace."""
-    from IPython.core.interactiveshell import InteractiveShell
-    from IPython.testing.globalipapp import start_ipython
-
-    start_ipython()  # creates the process-wide test shell the first time only
-    ip = InteractiveShell.instance()
-    clear_namespace(ip)
-    if "micrograd_magics" not in ip.extension_manager.loaded:
-        ip.run_line_magic("load_ext", "micrograd_magics")
-    yield ip
-    clear_namespace(ip)
-
-
-def clear_namespace(ip) -> None:
-    """The user's names gone, IPython's own kept: `ip.reset()` does this too, but its
-    gc.collect() costs half a second once torch is imported."""
-    for name in [n for n in ip.user_ns if n not in ip.user_ns_hidden and not n.startswith("_")]:
-        del ip.user_ns[name]
-
-
 def autograd(ip, cell: str, line: str = "--torch") -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def run(ip, source: str) -> None:

@@ -10,29 +10,11 @@ pass through a reused node stay right.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
+from cells import LECTURE, NEURON, run_autograd
 
 from micrograd_magics.result import AutogradResult
-
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
-
-NEURON = """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-o = tanh(n)"""
 
 BATTERY = {
     "lecture": LECTURE,
@@ -50,31 +32,8 @@ BATTERY = {
 }
 
 
-@pytest.fixture
-def shell() -> Iterator:
-    """A real IPython shell with the extension loaded and an empty namespace."""
-    from IPython.core.interactiveshell import InteractiveShell
-    from IPython.testing.globalipapp import start_ipython
-
-    start_ipython()  # creates the process-wide test shell the first time only
-    ip = InteractiveShell.instance()
-    clear_namespace(ip)
-    if "micrograd_magics" not in ip.extension_manager.loaded:
-        ip.run_line_magic("load_ext", "micrograd_magics")
-    yield ip
-    clear_namespace(ip)
-
-
-def clear_namespace(ip) -> None:
-    """The user's names gone, IPython's own kept (ip.reset() would gc.collect())."""
-    for name in [n for n in ip.user_ns if n not in ip.user_ns_hidden and not n.startswith("_")]:
-        del ip.user_ns[name]
-
-
 def autograd(ip, cell: str, line: str) -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def rows_by_label(result: AutogradResult) -> dict[str, dict]:

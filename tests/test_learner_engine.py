@@ -14,6 +14,7 @@ import math
 import re
 
 import pytest
+from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_GRADS, run_autograd
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -21,29 +22,11 @@ from micrograd_magics.result import AutogradResult
 
 pytest.importorskip("torch")
 
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
 
-LECTURE_GRADS = {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
 LECTURE_VALUES = {"a": 2.0, "b": -3.0, "c": 10.0, "e": -6.0, "d": 4.0, "f": -2.0, "L": -8.0}
 
-NEURON = """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-o = tanh(n)"""
 
 # b makes n = atanh(1/sqrt(2)): o = 0.7071, do/dn = 1 - o**2 = 0.5
-NEURON_GRADS = {"x1": -1.5, "w1": 1.0, "x2": 0.5, "w2": 0.0, "b": 0.5, "n": 0.5, "o": 1.0}
 
 NEURON_EXP = NEURON.replace("o = tanh(n)", "o = (exp(2*n) - 1) / (exp(2*n) + 1)")
 NEURON_RELU = NEURON.replace("o = tanh(n)", "o = relu(n)")  # micrograd 0.1.0 has relu only
@@ -283,9 +266,7 @@ def define(ip, source: str) -> None:
 
 
 def autograd(ip, cell: str, line: str = "--engine Value --torch") -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def run_failing(ip, source: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from cells import LECTURE, LECTURE_GRADS
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -20,16 +21,6 @@ from micrograd_magics.result import AutogradResult
 INTERNALS = ("micrograd_magics/", "engine/", "IPython/core", "CellFailed")
 HELPERS = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt", "__autograd_cell__")
 
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
-
-LECTURE_GRADS = {"a": 6.0, "b": -4.0, "c": -2.0, "e": -2.0, "d": -2.0, "f": 4.0, "L": 1.0}
 
 # A small correct class; each test below breaks one thing in it.
 GOOD_CLASS = '''\

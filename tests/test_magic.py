@@ -6,35 +6,16 @@ from __future__ import annotations
 import math
 
 import pytest
+from cells import LECTURE, NEURON, run_autograd
 
 from engine import Value
 from micrograd_magics.result import AutogradResult
-
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
-
-NEURON = """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-o = tanh(n)"""
 
 HELPERS = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt", "__autograd_cell__")
 
 
 def autograd(ip, cell: str, line: str = "") -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def run_ok(ip, source: str):

@@ -13,20 +13,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cells import LECTURE, run_autograd
 
 from engine import Value
 from micrograd_magics import render
 from micrograd_magics.render import RenderError, record_field, render_svg, to_dot
 from micrograd_magics.result import WIDGET_MIME, AutogradResult
-
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
 
 REUSED = """\
 x = 2.0
@@ -41,9 +33,7 @@ HOSTILE = ["<img src=x onerror=alert(1)>", "{a|b}", 'say "hi" \\ back\\', "two  
 
 
 def autograd(ip, cell: str, line: str = "") -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def svg_tree(svg: str) -> ET.Element:

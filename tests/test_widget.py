@@ -9,19 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cells import LECTURE, run_autograd
 
 from micrograd_magics.graph import format_number
 from micrograd_magics.result import AutogradResult
 from micrograd_magics.widget import STATIC, AutogradWidget
-
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
 
 SELECTORS = [".autograd-widget", "data-node-id", ".autograd-explain", 'data-action="first"',
              '"back"', '"forward"', '"last"', '"download"', "input[type=range].autograd-slider",
@@ -30,9 +22,7 @@ SELECTORS = [".autograd-widget", "data-node-id", ".autograd-explain", 'data-acti
 
 
 def autograd(ip, cell: str, line: str = "") -> AutogradResult:
-    result = ip.run_cell_magic("autograd", line, cell)
-    assert isinstance(result, AutogradResult)
-    return result
+    return run_autograd(ip, cell, line)
 
 
 def by_label(widget: AutogradWidget, grads: dict[str, float]) -> dict[str, float]:
