@@ -64,6 +64,14 @@ class Op(str):
     def __repr__(self) -> str:
         return f"Op({str.__repr__(self)})"
 
+    def __reduce__(self) -> tuple:
+        # copy, deepcopy and pickle hand back the one op of the table, not a new Op
+        return (_op_named, (str(self),))
+
+
+def _op_named(name: str) -> Op:
+    return OPS[name]
+
 
 # --- float helpers: torch float64 semantics instead of Python exceptions -------------
 

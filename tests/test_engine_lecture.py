@@ -362,3 +362,18 @@ def test_backward_along_a_given_order_matches_the_walk():
     engine.backward(L2, engine.topological_order(L2))
     assert [a2.grad, b2.grad, c2.grad, f2.grad] == [a1.grad, b1.grad, c1.grad, f1.grad]
     assert a2.grad == 10.0  # dL/da = b*f + 2a = 6 + 4
+
+
+def test_graphs_can_be_deep_copied_and_pickled():
+    import copy
+    import pickle
+
+    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    L = (a * b + 1).tanh()
+    for twin in (copy.deepcopy(L), pickle.loads(pickle.dumps(L))):
+        assert twin._op is L._op  # the table's op itself, so its rule still applies
+        twin.backward()
+        L.backward()
+        assert twin.data == L.data
+        assert twin._prev[0]._prev[0]._prev[0].grad == a.grad
+        zero_grad(L)
