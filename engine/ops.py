@@ -32,14 +32,13 @@ class Op(str):
 
     # Slots, not an instance dict: backward reads `op.local` once per node, and a slot
     # read is several times faster than a dict lookup on a str subclass.
-    __slots__ = ("arity", "forward", "local", "symbol", "formulas", "torch_name")
+    __slots__ = ("arity", "forward", "local", "symbol", "formulas")
 
     arity: int
     forward: Callable[..., float]
     local: Callable[..., object]
     symbol: str
     formulas: tuple[str, ...]
-    torch_name: str
 
     def __new__(
         cls,
@@ -50,7 +49,6 @@ class Op(str):
         local: Callable[..., object],
         symbol: str,
         formulas: tuple[str, ...],
-        torch_name: str = "",
     ) -> Op:
         op = super().__new__(cls, name)
         op.arity = arity
@@ -58,7 +56,6 @@ class Op(str):
         op.local = local
         op.symbol = symbol
         op.formulas = formulas
-        op.torch_name = torch_name
         return op
 
     def __repr__(self) -> str:
@@ -149,86 +146,86 @@ def _pow_exponent_grad(base: float, exponent: float, out: float) -> float:
 # formulas: the local derivative per parent, written with {a} {b} (parents), {k} (the
 # folded constant) and {out} (this node); the renderer fills in labels or numbers.
 
-ADD = Op("+", arity=2, symbol="+", torch_name="AddBackward0",
+ADD = Op("+", arity=2, symbol="+",
          forward=lambda a, b: a + b,
          local=lambda a, b, out: (1.0, 1.0),
          formulas=("1", "1"))
-SUB = Op("-", arity=2, symbol="-", torch_name="SubBackward0",
+SUB = Op("-", arity=2, symbol="-",
          forward=lambda a, b: a - b,
          local=lambda a, b, out: (1.0, -1.0),
          formulas=("1", "-1"))
-MUL = Op("*", arity=2, symbol="*", torch_name="MulBackward0",
+MUL = Op("*", arity=2, symbol="*",
          forward=lambda a, b: a * b,
          local=lambda a, b, out: (b, a),
          formulas=("{b}", "{a}"))
-DIV = Op("/", arity=2, symbol="/", torch_name="DivBackward0",
+DIV = Op("/", arity=2, symbol="/",
          forward=safe_div,
          # -(a/b)/b, as torch: -a/(b*b) would under- or overflow in b*b first
          local=lambda a, b, out: (safe_div(1.0, b), -safe_div(out, b)),
          formulas=("1/{b}", "-{a}/{b}²"))
-POW = Op("**", arity=2, symbol="**", torch_name="PowBackward1",
+POW = Op("**", arity=2, symbol="**",
          forward=safe_pow,
          local=lambda a, b, out: (_pow_base_grad(a, b, out), _pow_exponent_grad(a, b, out)),
          formulas=("{b}·{a}^({b}-1)", "{out}·log({a})"))
 
-ADD_K = Op("+k", arity=1, symbol="+{k}", torch_name="AddBackward0",
+ADD_K = Op("+k", arity=1, symbol="+{k}",
            forward=lambda x, k: x + k,
            local=lambda x, k, out: 1.0,
            formulas=("1",))
-SUB_K = Op("-k", arity=1, symbol="-{k}", torch_name="SubBackward0",
+SUB_K = Op("-k", arity=1, symbol="-{k}",
            forward=lambda x, k: x - k,
            local=lambda x, k, out: 1.0,
            formulas=("1",))
-RSUB_K = Op("k-", arity=1, symbol="{k}-", torch_name="RsubBackward1",
+RSUB_K = Op("k-", arity=1, symbol="{k}-",
             forward=lambda x, k: k - x,
             local=lambda x, k, out: -1.0,
             formulas=("-1",))
-MUL_K = Op("*k", arity=1, symbol="*{k}", torch_name="MulBackward0",
+MUL_K = Op("*k", arity=1, symbol="*{k}",
            forward=lambda x, k: x * k,
            local=lambda x, k, out: k,
            formulas=("{k}",))
-DIV_K = Op("/k", arity=1, symbol="/{k}", torch_name="DivBackward0",
+DIV_K = Op("/k", arity=1, symbol="/{k}",
            forward=safe_div,
            local=lambda x, k, out: safe_div(1.0, k),
            formulas=("1/{k}",))
-RDIV_K = Op("k/", arity=1, symbol="{k}/", torch_name="DivBackward0",
+RDIV_K = Op("k/", arity=1, symbol="{k}/",
             forward=lambda x, k: safe_div(k, x),
             local=lambda x, k, out: -safe_div(k, x * x),
             formulas=("-{k}/{a}²",))
-POW_K = Op("**k", arity=1, symbol="**{k}", torch_name="PowBackward0",
+POW_K = Op("**k", arity=1, symbol="**{k}",
            forward=safe_pow,
            local=_pow_base_grad,
            formulas=("{k}·{a}^({k}-1)",))
-RPOW_K = Op("k**", arity=1, symbol="{k}**", torch_name="PowBackward1",
+RPOW_K = Op("k**", arity=1, symbol="{k}**",
             forward=lambda x, k: safe_pow(k, x),
             local=lambda x, k, out: _pow_exponent_grad(k, x, out),
             formulas=("{out}·log({k})",))
-NEG = Op("neg", arity=1, symbol="-", torch_name="NegBackward0",
+NEG = Op("neg", arity=1, symbol="-",
          forward=lambda x, k: -x,
          local=lambda x, k, out: -1.0,
          formulas=("-1",))
-EXP = Op("exp", arity=1, symbol="exp", torch_name="ExpBackward0",
+EXP = Op("exp", arity=1, symbol="exp",
          forward=lambda x, k: safe_exp(x),
          local=lambda x, k, out: out,
          formulas=("exp({a}) = {out}",))
-LOG = Op("log", arity=1, symbol="log", torch_name="LogBackward0",
+LOG = Op("log", arity=1, symbol="log",
          forward=lambda x, k: safe_log(x),
          local=lambda x, k, out: safe_div(1.0, x),
          formulas=("1/{a}",))
-TANH = Op("tanh", arity=1, symbol="tanh", torch_name="TanhBackward0",
+TANH = Op("tanh", arity=1, symbol="tanh",
           forward=lambda x, k: math.tanh(x),
           # (1 - out)(1 + out) is 1 - out² without the rounding of out² near |out| = 1
           local=lambda x, k, out: (1.0 - out) * (1.0 + out),
           formulas=("1 - {out}²",))
-RELU = Op("ReLU", arity=1, symbol="ReLU", torch_name="ReluBackward0",
+RELU = Op("ReLU", arity=1, symbol="ReLU",
           forward=lambda x, k: x if x > 0.0 else (x if x != x else 0.0),
           local=lambda x, k, out: 0.0 if x <= 0.0 else 1.0,  # torch: nan passes the grad
           formulas=("1 if {a} > 0 else 0",))
-SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid", torch_name="SigmoidBackward0",
+SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid",
              forward=lambda x, k: stable_sigmoid(x),
              local=lambda x, k, out: out * (1.0 - out),
              formulas=("{out}·(1 - {out})",))
-SQRT = Op("sqrt", arity=1, symbol="sqrt", torch_name="SqrtBackward0",
+SQRT = Op("sqrt", arity=1, symbol="sqrt",
           forward=lambda x, k: safe_sqrt(x),
           local=lambda x, k, out: safe_div(0.5, out),
           formulas=("1/(2·{out})",))

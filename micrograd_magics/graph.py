@@ -179,8 +179,3 @@ def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
         model["steps"].append({"node": node["id"], "upstream": jsonable(step.upstream),
                                "rule": "; ".join(rules), "updates": updates})
     model["reached_twice"] = [nid for nid, n in contributions.items() if n > 1]
-
-
-def node_by_label(model: GraphModel) -> dict[str, dict[str, Any]]:
-    """The model's labelled nodes by label."""
-    return {n["label"]: n for n in model["nodes"] if n["label"]}
