@@ -3,6 +3,7 @@ the numbers a learner would read off its outputs."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -13,13 +14,19 @@ from nbclient import NotebookClient
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run_notebook(name: str) -> list[str]:
-    """Execute the notebook; return, per code cell, its text outputs joined."""
+@functools.cache
+def executed(name: str) -> nbformat.NotebookNode:
+    """The notebook run top to bottom on a real kernel (once per test session)."""
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    return notebook
+
+
+def run_notebook(name: str) -> list[str]:
+    """Per code cell of the executed notebook, its text outputs joined."""
     texts = []
-    for cell in notebook.cells:
+    for cell in executed(name).cells:
         if cell.cell_type != "code":
             continue
         parts = []
@@ -33,9 +40,8 @@ def run_notebook(name: str) -> list[str]:
 
 
 def bundles(name: str) -> list[dict]:
-    notebook = nbformat.read(EXAMPLES / name, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
-    return [o.data for c in notebook.cells if c.cell_type == "code"
+    """The mime bundles of the executed notebook's outputs."""
+    return [o.data for c in executed(name).cells if c.cell_type == "code"
             for o in c.outputs if "data" in o]
 
 
