@@ -1,37 +1,38 @@
 """Reverse-mode autodiff over Values: topological order, backward, backward as steps, zero_grad.
 
 Nothing here recurses, so a chain of a million nodes is as fine as a chain of ten.
-Every local derivative comes from the op's rule in `engine.ops`.
+Every local derivative comes from the op's rule in `engine.ops`: `local_gradients` and
+`backward_steps` call the rule compiled into `op.local`; `backward` runs a loop compiled
+from the same rule text (`print(engine.autodiff.BACKWARD_SOURCE)` shows it).
 """
 
 from __future__ import annotations
 
+import ast
+import linecache
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from engine import ops
 from engine.value import Value
 
 
 def _count_users(root: Value) -> None:
     """Set each node's `_users` to how many times nodes of root's graph use it."""
-    stack = [root]
-    pop, push = stack.pop, stack.append
-    while stack:
-        node = pop()
+    found = [root]
+    add = found.append
+    for node in found:  # the list grows as nodes are found: each node is visited once
         a = node._a
         if a is None:  # a leaf uses nothing
             continue
-        if a._users:
-            a._users += 1
-        else:
-            a._users = 1
-            push(a)
+        if a._users == 0:
+            add(a)
+        a._users += 1
         b = node._b
         if b is not None:
-            if b._users:
-                b._users += 1
-            else:
-                b._users = 1
-                push(b)
+            if b._users == 0:
+                add(b)
+            b._users += 1
 
 
 def _reset_users(root: Value) -> None:
@@ -52,27 +53,27 @@ def _backward_order(root: Value) -> list[Value]:
 
     Kahn's algorithm on the reversed graph: a node is placed once every node that uses it
     has been placed, so its gradient is complete when its rule runs. The counts live in
-    the nodes' `_users` slot and are all back to 0 when this returns.
+    the nodes' `_users` slot and are all back to 0 when this returns. `backward` places
+    nodes in this same order.
     """
-    order: list[Value] = []
+    order = [root]
     try:
         _count_users(root)
-        ready = [root]
-        pop, push, place = ready.pop, ready.append, order.append
-        while ready:
-            node = pop()
-            place(node)
+        place = order.append
+        for node in order:  # grows as nodes are placed: a queue, so nearest the root first
             a = node._a
             if a is None:
                 continue
-            a._users -= 1
-            if not a._users:
-                push(a)
             b = node._b
-            if b is not None:
-                b._users -= 1
-                if not b._users:
-                    push(b)
+            if b is not None:  # b before a: reversed, a comes first (`topological_order`)
+                users = b._users - 1
+                b._users = users
+                if users == 0:
+                    place(b)
+            users = a._users - 1
+            a._users = users
+            if users == 0:
+                place(a)
     except BaseException:
         _reset_users(root)
         raise
@@ -94,56 +95,124 @@ def backward(root: Value, order: list[Value] | None = None) -> None:
 
     `order`: root's graph as `topological_order(root)` gave it, when the caller has it
     already (the magic does): the rules then run along it, with no walk of their own.
-    Without it this is `_backward_order` with the rules run as nodes are placed (no order
-    list): the demo training step spends about half its time in here.
+    Without it, the rules run as Kahn's walk places each node (`_backward_order`'s order,
+    with no order list): the demo training step spends about half its time in here.
     """
+    root.grad = 1.0
     if order is not None:
-        root.grad = 1.0
-        for node in reversed(order):
-            a = node._a
-            if a is None:
-                continue
-            b = node._b
-            rule = node._op.local
-            if b is None:
-                a.grad += node.grad * rule(a.data, node._k, node.data)
-            else:
-                da, db = rule(a.data, b.data, node.data)
-                g = node.grad
-                a.grad += g * da
-                b.grad += g * db
+        _run_rules(reversed(order))
         return
     try:
         _count_users(root)
-        root.grad = 1.0
-        ready = [root]
-        pop, push = ready.pop, ready.append
-        while ready:
-            node = pop()
-            a = node._a
-            if a is None:  # a leaf: no rule
-                continue
-            b = node._b
-            rule = node._op.local  # an attribute, not a method: fetched, then called
-            if b is None:
-                a.grad += node.grad * rule(a.data, node._k, node.data)
-                a._users -= 1
-                if not a._users:
-                    push(a)
-            else:
-                da, db = rule(a.data, b.data, node.data)
-                g = node.grad
-                a.grad += g * da
-                b.grad += g * db
-                a._users -= 1
-                if not a._users:
-                    push(a)
-                b._users -= 1
-                if not b._users:
-                    push(b)
+        _walk_running_rules(root)
     except BaseException:
         _reset_users(root)
         raise
+
+
+# --- backward's loops, compiled from the op table ----------------------------------------
+# Calling a rule costs about as much as the rest of a node's backward step together, so
+# the loops below have every op's rule written into them, from the same text the op table
+# compiles `op.local` from. `+` and `*` come first: they are nearly every node of a network.
+
+_HOT_OPS = (ops.ADD, ops.MUL, ops.RELU, ops.TANH)
+_READS = {"a": "a.data", "b": "b.data", "k": "node._k", "out": "node.data"}
+
+
+class _ReadFromNodes(ast.NodeTransformer):
+    """A rule's variables read from the nodes: `b` becomes `b.data`, `out` `node.data`."""
+
+    def visit_Name(self, name: ast.Name) -> ast.expr:
+        if name.id in _READS:
+            return ast.parse(_READS[name.id], mode="eval").body
+        return name
+
+
+def _accumulate(parent: str, rule: str) -> str:
+    """The line adding upstream gradient g times one local derivative to a parent's grad."""
+    if rule == "1.0":
+        return f"{parent}.grad += g"
+    if rule == "-1.0":
+        return f"{parent}.grad -= g"  # exactly a.grad + g * -1.0
+    derivative = ast.unparse(_ReadFromNodes().visit(ast.parse(rule, mode="eval")))
+    return f"{parent}.grad += g * ({derivative})"
+
+
+def _op_names() -> dict[ops.Op, str]:
+    return {value: name for name, value in vars(ops).items() if isinstance(value, ops.Op)}
+
+
+def _dispatch(indent: str) -> str:
+    """`if op is ADD: ... elif op is MUL: ...` over the whole table, rules written in."""
+    names = _op_names()
+    table = list(_HOT_OPS) + [op for op in ops.OPS.values() if op not in _HOT_OPS]
+    lines = []
+    for i, op in enumerate(table):
+        lines.append(f"{'if' if i == 0 else 'elif'} op is {names[op]}:  # {op.symbol}")
+        lines += [f"    {_accumulate(parent, rule)}" for parent, rule in zip("ab", op.rule)]
+    lines += [
+        "else:  # an op from outside the table: its compiled rule",
+        "    if b is None:",
+        "        a.grad += g * op.local(a.data, node._k, node.data)",
+        "    else:",
+        "        da, db = op.local(a.data, b.data, node.data)",
+        "        a.grad += g * da",
+        "        b.grad += g * db",
+    ]
+    return "\n".join(indent + line for line in lines)
+
+
+_TEMPLATE = '''\
+def _walk_running_rules(root):
+    """Kahn's walk from root (counts already in `_users`), each rule run as its node is placed."""
+    ready = [root]
+    place = ready.append
+    for node in ready:  # grows as nodes become ready: `_backward_order`'s order
+        a = node._a
+        if a is None:  # a leaf: no rule
+            continue
+        b = node._b
+        g = node.grad
+        op = node._op
+{dispatch}
+        if b is not None:
+            users = b._users - 1
+            b._users = users
+            if users == 0:
+                place(b)
+        users = a._users - 1
+        a._users = users
+        if users == 0:
+            place(a)
+
+
+def _run_rules(nodes):
+    """Each node's rule, in the order given: users before the nodes they use."""
+    for node in nodes:
+        a = node._a
+        if a is None:
+            continue
+        b = node._b
+        g = node.grad
+        op = node._op
+{dispatch}
+'''
+
+BACKWARD_SOURCE = _TEMPLATE.format(dispatch=_dispatch(" " * 8))
+"""The source of backward's two loops, as compiled from the op table."""
+
+
+def _compile_loops() -> tuple[Callable[[Value], None], Callable[[Iterable[Value]], None]]:
+    filename = "<engine.autodiff: backward compiled from engine.ops>"
+    linecache.cache[filename] = (len(BACKWARD_SOURCE), None,
+                                 BACKWARD_SOURCE.splitlines(True), filename)
+    namespace = dict(ops.RULE_NAMES)
+    namespace.update((name, op) for op, name in _op_names().items())
+    exec(compile(BACKWARD_SOURCE, filename, "exec"), namespace)  # noqa: S102 - our own text
+    return namespace["_walk_running_rules"], namespace["_run_rules"]
+
+
+_walk_running_rules, _run_rules = _compile_loops()
 
 
 def local_gradients(node: Value) -> list[tuple[Value, float]]:

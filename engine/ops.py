@@ -7,8 +7,15 @@ An op has one or two *Value* parents. A plain number on one side of `*`, `+`, ..
 turned into a leaf node: it is folded into the op as its constant `k` (`x * 2` is one
 `*2` node with one parent), which keeps graphs small and readable.
 
-Rule signatures (plain floats in, plain floats out):
-- unary ops (one Value parent, maybe a constant): `local(x, k, out) -> dout/dx`
+A rule is the local derivative d out / d parent, one per parent, written as a Python
+expression over `a` and `b` (the parents' values), `k` (the folded constant) and `out`
+(the node's own value): `*` has the rule `("b", "a")`. Like torch's derivatives.yaml, the
+text is the one source: `op.local` is compiled from it for the explanation, and
+`engine.autodiff` compiles backward's loop from the same text, so the two `*` and `+`
+that make up nearly every node of a network cost no function call each.
+
+`op.local` takes plain floats:
+- unary ops (one Value parent, maybe a constant): `local(a, k, out) -> dout/da`
 - binary ops (two Value parents): `local(a, b, out) -> (dout/da, dout/db)`
 
 Numerics follow torch's float64: overflow gives inf, 0/0 and log(-1) give nan, nothing
@@ -30,12 +37,13 @@ class Op(str):
     It *is* a string, so a learner's own `draw_dot` that prints `n._op` keeps working.
     """
 
-    # Slots, not an instance dict: backward reads `op.local` once per node, and a slot
-    # read is several times faster than a dict lookup on a str subclass.
-    __slots__ = ("arity", "forward", "local", "symbol", "formulas")
+    # Slots, not an instance dict: a slot read is several times faster than a dict lookup
+    # on a str subclass, and backward reads an op once per node.
+    __slots__ = ("arity", "forward", "rule", "local", "symbol", "formulas")
 
     arity: int
     forward: Callable[..., float]
+    rule: tuple[str, ...]
     local: Callable[..., object]
     symbol: str
     formulas: tuple[str, ...]
@@ -46,14 +54,17 @@ class Op(str):
         *,
         arity: int,
         forward: Callable[..., float],
-        local: Callable[..., object],
+        rule: tuple[str, ...],
         symbol: str,
         formulas: tuple[str, ...],
     ) -> Op:
+        if len(rule) != arity or len(formulas) != arity:
+            raise ValueError(f"op {name!r}: one rule and one formula per parent")
         op = super().__new__(cls, name)
         op.arity = arity
         op.forward = forward
-        op.local = local
+        op.rule = rule
+        op.local = compile_rule(rule)
         op.symbol = symbol
         op.formulas = formulas
         return op
@@ -130,104 +141,122 @@ def stable_sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-def _pow_base_grad(x: float, k: float, out: float) -> float:
-    # torch: d/dx x**k = k * x**(k-1), and exactly 0 where k == 0
+def pow_base_grad(x: float, k: float) -> float:
+    """d/dx x**k as torch has it: k * x**(k-1), and exactly 0 where k == 0."""
     return 0.0 if k == 0.0 else k * safe_pow(x, k - 1.0)
 
 
-def _pow_exponent_grad(base: float, exponent: float, out: float) -> float:
-    # torch: d/db a**b = a**b * log(a), and exactly 0 where a == 0 and b >= 0
+def pow_exponent_grad(base: float, exponent: float, out: float) -> float:
+    """d/db a**b as torch has it: a**b * log(a) (out is a**b), and exactly 0 where a == 0
+    and b >= 0."""
     if base == 0.0 and exponent >= 0.0:
         return 0.0
     return out * safe_log(base)
 
 
+RULE_NAMES: dict[str, object] = {
+    "safe_div": safe_div, "safe_pow": safe_pow, "safe_log": safe_log,
+    "pow_base_grad": pow_base_grad, "pow_exponent_grad": pow_exponent_grad,
+}
+"""What a rule's text may call besides its variables a, b, k and out."""
+
+
+def compile_rule(rule: tuple[str, ...]) -> Callable[..., object]:
+    """`op.local` from the rule's text: local(a, k, out) or local(a, b, out) -> (da, db)."""
+    if len(rule) == 1:
+        source = f"lambda a, k, out: {rule[0]}"
+    else:
+        source = f"lambda a, b, out: ({rule[0]}, {rule[1]})"
+    return eval(source, dict(RULE_NAMES))  # noqa: S307 - the table's own text
+
+
 # --- the table -------------------------------------------------------------------------
-# formulas: the local derivative per parent, written with {a} {b} (parents), {k} (the
+# rule: d out / d parent per parent, Python text over a, b, k, out (see the module's doc).
+# formulas: the same derivative for people to read, with {a} {b} (parents), {k} (the
 # folded constant) and {out} (this node); the renderer fills in labels or numbers.
 
 ADD = Op("+", arity=2, symbol="+",
          forward=lambda a, b: a + b,
-         local=lambda a, b, out: (1.0, 1.0),
+         rule=("1.0", "1.0"),
          formulas=("1", "1"))
 SUB = Op("-", arity=2, symbol="-",
          forward=lambda a, b: a - b,
-         local=lambda a, b, out: (1.0, -1.0),
+         rule=("1.0", "-1.0"),
          formulas=("1", "-1"))
 MUL = Op("*", arity=2, symbol="*",
          forward=lambda a, b: a * b,
-         local=lambda a, b, out: (b, a),
+         rule=("b", "a"),
          formulas=("{b}", "{a}"))
 DIV = Op("/", arity=2, symbol="/",
          forward=safe_div,
          # -(a/b)/b, as torch: -a/(b*b) would under- or overflow in b*b first
-         local=lambda a, b, out: (safe_div(1.0, b), -safe_div(out, b)),
+         rule=("safe_div(1.0, b)", "-safe_div(out, b)"),
          formulas=("1/{b}", "-{a}/{b}²"))
 POW = Op("**", arity=2, symbol="**",
          forward=safe_pow,
-         local=lambda a, b, out: (_pow_base_grad(a, b, out), _pow_exponent_grad(a, b, out)),
+         rule=("pow_base_grad(a, b)", "pow_exponent_grad(a, b, out)"),
          formulas=("{b}·{a}^({b}-1)", "{out}·log({a})"))
 
 ADD_K = Op("+k", arity=1, symbol="+{k}",
            forward=lambda x, k: x + k,
-           local=lambda x, k, out: 1.0,
+           rule=("1.0",),
            formulas=("1",))
 SUB_K = Op("-k", arity=1, symbol="-{k}",
            forward=lambda x, k: x - k,
-           local=lambda x, k, out: 1.0,
+           rule=("1.0",),
            formulas=("1",))
 RSUB_K = Op("k-", arity=1, symbol="{k}-",
             forward=lambda x, k: k - x,
-            local=lambda x, k, out: -1.0,
+            rule=("-1.0",),
             formulas=("-1",))
 MUL_K = Op("*k", arity=1, symbol="*{k}",
            forward=lambda x, k: x * k,
-           local=lambda x, k, out: k,
+           rule=("k",),
            formulas=("{k}",))
 DIV_K = Op("/k", arity=1, symbol="/{k}",
            forward=safe_div,
-           local=lambda x, k, out: safe_div(1.0, k),
+           rule=("safe_div(1.0, k)",),
            formulas=("1/{k}",))
 RDIV_K = Op("k/", arity=1, symbol="{k}/",
             forward=lambda x, k: safe_div(k, x),
-            local=lambda x, k, out: -safe_div(k, x * x),
+            rule=("-safe_div(k, a * a)",),
             formulas=("-{k}/{a}²",))
 POW_K = Op("**k", arity=1, symbol="**{k}",
            forward=safe_pow,
-           local=_pow_base_grad,
+           rule=("pow_base_grad(a, k)",),
            formulas=("{k}·{a}^({k}-1)",))
 RPOW_K = Op("k**", arity=1, symbol="{k}**",
             forward=lambda x, k: safe_pow(k, x),
-            local=lambda x, k, out: _pow_exponent_grad(k, x, out),
+            rule=("pow_exponent_grad(k, a, out)",),
             formulas=("{out}·log({k})",))
 NEG = Op("neg", arity=1, symbol="-",
          forward=lambda x, k: -x,
-         local=lambda x, k, out: -1.0,
+         rule=("-1.0",),
          formulas=("-1",))
 EXP = Op("exp", arity=1, symbol="exp",
          forward=lambda x, k: safe_exp(x),
-         local=lambda x, k, out: out,
+         rule=("out",),
          formulas=("exp({a}) = {out}",))
 LOG = Op("log", arity=1, symbol="log",
          forward=lambda x, k: safe_log(x),
-         local=lambda x, k, out: safe_div(1.0, x),
+         rule=("safe_div(1.0, a)",),
          formulas=("1/{a}",))
 TANH = Op("tanh", arity=1, symbol="tanh",
           forward=lambda x, k: math.tanh(x),
           # (1 - out)(1 + out) is 1 - out² without the rounding of out² near |out| = 1
-          local=lambda x, k, out: (1.0 - out) * (1.0 + out),
+          rule=("(1.0 - out) * (1.0 + out)",),
           formulas=("1 - {out}²",))
 RELU = Op("ReLU", arity=1, symbol="ReLU",
           forward=lambda x, k: x if x > 0.0 else (x if x != x else 0.0),
-          local=lambda x, k, out: 0.0 if x <= 0.0 else 1.0,  # torch: nan passes the grad
+          rule=("0.0 if a <= 0.0 else 1.0",),  # torch: nan passes the grad
           formulas=("1 if {a} > 0 else 0",))
 SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid",
              forward=lambda x, k: stable_sigmoid(x),
-             local=lambda x, k, out: out * (1.0 - out),
+             rule=("out * (1.0 - out)",),
              formulas=("{out}·(1 - {out})",))
 SQRT = Op("sqrt", arity=1, symbol="sqrt",
           forward=lambda x, k: safe_sqrt(x),
-          local=lambda x, k, out: safe_div(0.5, out),
+          rule=("safe_div(0.5, out)",),
           formulas=("1/(2·{out})",))
 
 OPS: dict[str, Op] = {

@@ -25,12 +25,11 @@ _new = object.__new__
 
 
 def _node(data: float, op: Op, a: Value, b: Value | None = None, k: float | None = None) -> Value:
-    """A new op node. Same result as Value(data, "", op, a, b, k), in half the time: every
+    """A new op node, unlabelled. Like Value(data, "", op, a, b, k) in half the time: every
     op of a forward pass pays for this, and `__init__`'s checks are for user input."""
     node = _new(Value)
     node.data = data
     node.grad = 0.0
-    node.label = ""
     node._op = op
     node._a = a
     node._b = b
@@ -45,13 +44,15 @@ class Value:
     `Value(2.0, label="a")` makes a leaf. Arithmetic with Values (or plain numbers on either
     side) makes new Values whose `_op` names the op and whose parents are kept in order in
     `_a` and `_b` (`_prev` gives them as a tuple, as in micrograd). A plain number in an op
-    is not a node: it is folded into the op as its constant `_k`.
+    is not a node: it is folded into the op as its constant `_k` (unset where an op has none).
     """
 
     # _users: during a graph walk, how many nodes that use this one are still to be
     # visited; 0 at rest (see engine.autodiff). A slot instead of a dict keyed by node
     # makes the walk about twice as fast.
-    __slots__ = ("data", "grad", "label", "_op", "_a", "_b", "_k", "_users")
+    # _label and _k are left unset on nodes that have none (`label` reads ""): every
+    # slot an op node fills costs a store, and a visit each time the collector scans it.
+    __slots__ = ("data", "grad", "_label", "_op", "_a", "_b", "_k", "_users")
 
     def __init__(
         self,
@@ -69,12 +70,24 @@ class Value:
             data = number
         self.data = data
         self.grad = 0.0
-        self.label = label
+        self._label = label
         self._op = _op
         self._a = _a
         self._b = _b
         self._k = _k
         self._users = 0
+
+    @property
+    def label(self) -> str:
+        """The name shown on the node ("" when it has none)."""
+        try:
+            return self._label
+        except AttributeError:
+            return ""
+
+    @label.setter
+    def label(self, text: str) -> None:
+        self._label = text
 
     # --- micrograd's names --------------------------------------------------------------
 
@@ -112,11 +125,9 @@ class Value:
             node = _new(Value)
             node.data = self.data + other.data
             node.grad = 0.0
-            node.label = ""
             node._op = ADD
             node._a = self
             node._b = other
-            node._k = None
             node._users = 0
             return node
         if isinstance(other, Value):
@@ -151,11 +162,9 @@ class Value:
             node = _new(Value)
             node.data = self.data * other.data
             node.grad = 0.0
-            node.label = ""
             node._op = MUL
             node._a = self
             node._b = other
-            node._k = None
             node._users = 0
             return node
         if isinstance(other, Value):

@@ -77,7 +77,7 @@ class TorchMirror:
             else:
                 a = self.tensors[id(node._a)]
                 b = self.tensors[id(node._b)] if node._b is not None else None
-                tensor = table[node._op](a, b, node._k)
+                tensor = table[node._op](a, b, getattr(node, "_k", None))
                 tensor.retain_grad()
             self.tensors[id(node)] = tensor
             self.keep.append(node)
@@ -170,7 +170,7 @@ def numeric_gradients(root: Value, order: list[Value], leaves: list[Value],
     for node in order:
         if node._op:
             b = position[id(node._b)] if node._b is not None else None
-            plan.append((node._op, position[id(node._a)], b, node._k))
+            plan.append((node._op, position[id(node._a)], b, getattr(node, "_k", None)))
         else:
             plan.append(None)
 

@@ -105,7 +105,7 @@ def build_model(
             "label": label,
             "name": label or f"#{i}",
             "op": str(node._op),
-            "symbol": op_symbol(node._op, node._k) if node._op else "",
+            "symbol": op_symbol(node._op, getattr(node, "_k", None)) if node._op else "",
             "data": jsonable(node.data),
             "grad": jsonable(node.grad),
             "parents": [],
@@ -152,7 +152,7 @@ def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
     for step in steps:
         node = by_id[id(step.node)]
         parents = [by_id[id(p)] for p in step.node._prev]
-        values = {"out": node["name"], "k": format_constant(step.node._k or 0.0)}
+        values = {"out": node["name"], "k": format_constant(getattr(step.node, "_k", None) or 0.0)}
         for key, parent in zip("ab", parents):
             values[key] = parent["name"]
         updates = []

@@ -159,6 +159,54 @@ def test_binary_op_with_one_node_on_both_sides(op, build, a, b):
     assert leaf.grad == pytest.approx(numeric, rel=1e-6, abs=1e-9)
 
 
+# --- one rule, two readers: backward's compiled loop and op.local -------------------------
+
+
+def _three_backwards(build_root):
+    """grads of the leaves after backward(), backward along a given order, and
+    backward_steps (which calls op.local), each on a fresh copy of the graph."""
+    results = []
+    for run in ("walk", "order", "steps"):
+        leaves, root = build_root()
+        if run == "walk":
+            root.backward()
+        elif run == "order":
+            engine.backward(root, engine.topological_order(root))
+        else:
+            engine.backward_steps(root)
+        results.append([leaf.grad for leaf in leaves])
+    return results
+
+
+@pytest.mark.parametrize("op, build, x", UNARY_PARAMS)
+def test_compiled_backward_gives_the_rules_numbers_for_unary_ops(op, build, x):
+    """backward runs a loop compiled from the table's rule text, backward_steps the rule
+    compiled into op.local: the same numbers, bit for bit (the node is reused)."""
+    def build_root():
+        leaf = Value(x)
+        out = build(leaf)
+        return [leaf], out * out + out * 0.5
+    walk, order, steps = _three_backwards(build_root)
+    assert walk == order == steps
+
+
+@pytest.mark.parametrize("op, build, a, b", BINARY_PARAMS)
+def test_compiled_backward_gives_the_rules_numbers_for_binary_ops(op, build, a, b):
+    def build_root():
+        va, vb = Value(a), Value(b)
+        out = build(va, vb)
+        return [va, vb], out * out + out * 0.5
+    walk, order, steps = _three_backwards(build_root)
+    assert walk == order == steps
+
+
+def test_backward_source_has_every_op_of_the_table_written_in():
+    source = engine.autodiff.BACKWARD_SOURCE
+    for name, op in vars(engine.ops).items():
+        if isinstance(op, engine.ops.Op):
+            assert source.count(f"op is {name}:") == 2, name  # in both loops
+
+
 # --- values and gradients against torch float64 ------------------------------------------
 
 
