@@ -19,6 +19,7 @@ from engine.autodiff import (
     local_gradients,
     topological_order,
     zero_grad,
+    zeroed_backward,
 )
 from engine.ops import Op
 from engine.value import Value, as_constant
@@ -26,7 +27,7 @@ from engine.value import Value, as_constant
 __all__ = [
     "BackwardStep", "GradUpdate", "Op", "Value", "apply_rule", "backward", "backward_steps",
     "exp", "local_gradients", "log", "relu", "sigmoid", "sqrt", "tanh", "topological_order",
-    "zero_grad",
+    "zero_grad", "zeroed_backward",
 ]
 
 

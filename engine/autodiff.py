@@ -17,8 +17,11 @@ from engine import ops
 from engine.value import Value
 
 
-def _count_users(root: Value) -> None:
-    """Set each node's `_users` to how many times nodes of root's graph use it."""
+def _count_users(root: Value, zero_grads: bool = False) -> None:
+    """Set each node's `_users` to how many times nodes of root's graph use it, and with
+    `zero_grads` each node's grad to 0.0 as it is found."""
+    if zero_grads:
+        root.grad = 0.0
     found = [root]
     add = found.append
     for node in found:  # the list grows as nodes are found: each node is visited once
@@ -26,11 +29,15 @@ def _count_users(root: Value) -> None:
         if a is None:  # a leaf uses nothing
             continue
         if a._users == 0:
+            if zero_grads:
+                a.grad = 0.0
             add(a)
         a._users += 1
         b = node._b
         if b is not None:
             if b._users == 0:
+                if zero_grads:
+                    b.grad = 0.0
                 add(b)
             b._users += 1
 
@@ -110,6 +117,21 @@ def backward(root: Value, order: list[Value] | None = None) -> None:
         raise
 
 
+def zeroed_backward(root: Value) -> list[Value]:
+    """`zero_grad(root)` then `backward(root)`, in one walk of the graph.
+
+    Returns root's graph in the order the rules ran: root first, every node before its
+    parents (`topological_order(root)` reversed).
+    """
+    try:
+        _count_users(root, zero_grads=True)
+        root.grad = 1.0
+        return _walk_running_rules(root)
+    except BaseException:
+        _reset_users(root)
+        raise
+
+
 # --- backward's loops, compiled from the op table ----------------------------------------
 # Calling a rule costs about as much as the rest of a node's backward step together, so
 # the loops below have every op's rule written into them, from the same text the op table
@@ -164,7 +186,8 @@ def _dispatch(indent: str) -> str:
 
 _TEMPLATE = '''\
 def _walk_running_rules(root):
-    """Kahn's walk from root (counts already in `_users`), each rule run as its node is placed."""
+    """Kahn's walk from root (counts already in `_users`), each rule run as its node is
+    placed. Returns the nodes in that order."""
     ready = [root]
     place = ready.append
     for node in ready:  # grows as nodes become ready: `_backward_order`'s order
@@ -184,6 +207,7 @@ def _walk_running_rules(root):
         a._users = users
         if users == 0:
             place(a)
+    return ready
 
 
 def _run_rules(nodes):
@@ -202,7 +226,8 @@ BACKWARD_SOURCE = _TEMPLATE.format(dispatch=_dispatch(" " * 8))
 """The source of backward's two loops, as compiled from the op table."""
 
 
-def _compile_loops() -> tuple[Callable[[Value], None], Callable[[Iterable[Value]], None]]:
+def _compile_loops() -> tuple[Callable[[Value], list[Value]],
+                            Callable[[Iterable[Value]], None]]:
     filename = "<engine.autodiff: backward compiled from engine.ops>"
     linecache.cache[filename] = (len(BACKWARD_SOURCE), None,
                                  BACKWARD_SOURCE.splitlines(True), filename)

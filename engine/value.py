@@ -21,15 +21,25 @@ def as_constant(x: object) -> float | None:
     return None
 
 
+def constant(node: Value) -> float | None:
+    """The number folded into node's op (2.0 for `x * 2`), or None where the op has none.
+
+    Only one-parent ops have one; `+` and `*` of two Values leave `_k` unset.
+    """
+    op = node._op
+    return node._k if op and getattr(op, "arity", 0) == 1 else None
+
+
 _new = object.__new__
 
 
 def _node(data: float, op: Op, a: Value, b: Value | None = None, k: float | None = None) -> Value:
-    """A new op node, unlabelled. Like Value(data, "", op, a, b, k) in half the time: every
+    """A new op node. Same result as Value(data, "", op, a, b, k), in half the time: every
     op of a forward pass pays for this, and `__init__`'s checks are for user input."""
     node = _new(Value)
     node.data = data
     node.grad = 0.0
+    node.label = ""
     node._op = op
     node._a = a
     node._b = b
@@ -44,15 +54,15 @@ class Value:
     `Value(2.0, label="a")` makes a leaf. Arithmetic with Values (or plain numbers on either
     side) makes new Values whose `_op` names the op and whose parents are kept in order in
     `_a` and `_b` (`_prev` gives them as a tuple, as in micrograd). A plain number in an op
-    is not a node: it is folded into the op as its constant `_k` (unset where an op has none).
+    is not a node: it is folded into the op as its constant `_k` (read it with `constant`).
     """
 
     # _users: during a graph walk, how many nodes that use this one are still to be
     # visited; 0 at rest (see engine.autodiff). A slot instead of a dict keyed by node
     # makes the walk about twice as fast.
-    # _label and _k are left unset on nodes that have none (`label` reads ""): every
-    # slot an op node fills costs a store, and a visit each time the collector scans it.
-    __slots__ = ("data", "grad", "_label", "_op", "_a", "_b", "_k", "_users")
+    # _k is left unset by `+` and `*` of two Values (see `constant`): every slot a node
+    # fills costs a store, and a visit each time the collector scans the node.
+    __slots__ = ("data", "grad", "label", "_op", "_a", "_b", "_k", "_users")
 
     def __init__(
         self,
@@ -70,24 +80,12 @@ class Value:
             data = number
         self.data = data
         self.grad = 0.0
-        self._label = label
+        self.label = label
         self._op = _op
         self._a = _a
         self._b = _b
         self._k = _k
         self._users = 0
-
-    @property
-    def label(self) -> str:
-        """The name shown on the node ("" when it has none)."""
-        try:
-            return self._label
-        except AttributeError:
-            return ""
-
-    @label.setter
-    def label(self, text: str) -> None:
-        self._label = text
 
     # --- micrograd's names --------------------------------------------------------------
 
@@ -125,6 +123,7 @@ class Value:
             node = _new(Value)
             node.data = self.data + other.data
             node.grad = 0.0
+            node.label = ""
             node._op = ADD
             node._a = self
             node._b = other
@@ -162,6 +161,7 @@ class Value:
             node = _new(Value)
             node.data = self.data * other.data
             node.grad = 0.0
+            node.label = ""
             node._op = MUL
             node._a = self
             node._b = other

@@ -18,6 +18,7 @@ from typing import Any
 import engine
 import engine.nn
 from engine import Value, ops
+from engine.value import constant
 from micrograd_magics.cell import CellRecorder
 from micrograd_magics.errors import cell_line
 from micrograd_magics.graph import GraphModel, as_float, jsonable
@@ -77,7 +78,7 @@ class TorchMirror:
             else:
                 a = self.tensors[id(node._a)]
                 b = self.tensors[id(node._b)] if node._b is not None else None
-                tensor = table[node._op](a, b, getattr(node, "_k", None))
+                tensor = table[node._op](a, b, constant(node))
                 tensor.retain_grad()
             self.tensors[id(node)] = tensor
             self.keep.append(node)
@@ -170,7 +171,7 @@ def numeric_gradients(root: Value, order: list[Value], leaves: list[Value],
     for node in order:
         if node._op:
             b = position[id(node._b)] if node._b is not None else None
-            plan.append((node._op, position[id(node._a)], b, getattr(node, "_k", None)))
+            plan.append((node._op, position[id(node._a)], b, constant(node)))
         else:
             plan.append(None)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from engine import BackwardStep, Value, topological_order
 from engine.ops import Op
+from engine.value import constant
 
 GraphModel = dict[str, Any]
 
@@ -60,11 +61,11 @@ def format_constant(k: float) -> str:
     return repr(k)
 
 
-def op_symbol(op: Op | str, constant: float | None) -> str:
+def op_symbol(op: Op | str, k: float | None) -> str:
     """The text of an op node: "*", "+", "tanh", or with its folded constant "*2"."""
     if isinstance(op, Op):
         if "{k}" in op.symbol:
-            return op.symbol.format(k=format_constant(constant if constant is not None else 0))
+            return op.symbol.format(k=format_constant(k if k is not None else 0))
         return op.symbol
     return str(op)
 
@@ -78,13 +79,15 @@ def build_model(
     precision: int = 4,
     accumulate: bool = True,
     max_nodes: int | None = None,
+    labelled: list[int] | None = None,
 ) -> GraphModel:
     """The model of root's graph.
 
     `steps` are the recorded backward steps (`engine.backward_steps`), or None when backward
     did not run step by step. `names` maps id(node) -> the label to show where it differs
     from node.label (the cell gives reassigned names a version: `y#1`). Above `max_nodes`
-    only the labelled nodes are kept (no edges, no steps) and `truncated` is set.
+    only the labelled nodes are kept (no edges, no steps) and `truncated` is set; `labelled`
+    gives their positions in `order` when the caller has them already.
     """
     order = topological_order(root) if order is None else order
     names = names or {}
@@ -92,12 +95,14 @@ def build_model(
     ids: dict[int, str] = {}
     nodes: list[dict[str, Any]] = []
     by_id: dict[int, dict[str, Any]] = {}
-    for i, node in enumerate(order):
+    listed: Iterable[tuple[int, Value]] = enumerate(order)
+    if truncated:  # only the labelled nodes are listed
+        if labelled is None:
+            labelled = [i for i, node in enumerate(order) if node.label]
+        listed = ((i, order[i]) for i in labelled)
+    for i, node in listed:
         label = node.label
-        if not label:
-            if truncated:  # only the named nodes are listed: skip the rest cheaply
-                continue
-        elif names:
+        if label and names:
             label = names.get(id(node), label)
         ids[id(node)] = nid = f"n{i}"
         record = {
@@ -105,7 +110,7 @@ def build_model(
             "label": label,
             "name": label or f"#{i}",
             "op": str(node._op),
-            "symbol": op_symbol(node._op, getattr(node, "_k", None)) if node._op else "",
+            "symbol": op_symbol(node._op, constant(node)) if node._op else "",
             "data": jsonable(node.data),
             "grad": jsonable(node.grad),
             "parents": [],
@@ -152,7 +157,7 @@ def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
     for step in steps:
         node = by_id[id(step.node)]
         parents = [by_id[id(p)] for p in step.node._prev]
-        values = {"out": node["name"], "k": format_constant(getattr(step.node, "_k", None) or 0.0)}
+        values = {"out": node["name"], "k": format_constant(constant(step.node) or 0.0)}
         for key, parent in zip("ab", parents):
             values[key] = parent["name"]
         updates = []

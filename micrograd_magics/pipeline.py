@@ -7,6 +7,7 @@ import contextlib
 import math
 import random
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -163,11 +164,17 @@ def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.C
     return recorder.last_value
 
 
-def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
-    """Distinct labels: where several nodes carry the same label (a name reassigned in a
-    loop), the one the name holds now keeps it and the others become `y#1`, `y#2`, ..."""
+def labelled_positions(order: list[Any]) -> list[int]:
+    """Where the labelled nodes are in order: one pass that the steps below share."""
+    return [i for i, node in enumerate(order) if node.label]
+
+
+def version_names(labelled: Iterable[Any], ns: dict[str, Any]) -> dict[int, str]:
+    """Distinct labels: where several of the labelled nodes carry the same label (a name
+    reassigned in a loop), the one the name holds now keeps it and the others become `y#1`,
+    `y#2`, ..."""
     by_label: dict[str, list[Value]] = {}
-    for node in filter(attrgetter("label"), order):
+    for node in labelled:
         by_label.setdefault(node.label, []).append(node)
     names: dict[int, str] = {}
     for label, nodes in by_label.items():
@@ -186,23 +193,30 @@ def version_names(order: list[Value], ns: dict[str, Any]) -> dict[int, str]:
 def differentiate(root: Value, ns: dict[str, Any],
                   options: Options) -> tuple[AutogradResult, list[Value]]:
     """Zero every grad, run backward (step by step when the graph is small), build the model."""
-    order = engine.topological_order(root)
-    for node in order:
-        node.grad = 0.0
-    small = len(order) <= options.max_nodes
     steps = None
-    if options.backward:
-        if small or not options.accumulate:
-            steps = engine.backward_steps(root, accumulate=options.accumulate)
-        else:
-            engine.backward(root, order)
-    names = version_names(order, ns)
+    if options.backward and options.accumulate:
+        order = engine.zeroed_backward(root)  # one walk, as the cell's own backward() would
+        order.reverse()
+        if len(order) <= options.max_nodes:  # small: run again, step by step, for the widget
+            engine.zero_grad(root)
+            steps = engine.backward_steps(root)
+    else:
+        order = engine.topological_order(root)
+        for node in order:
+            node.grad = 0.0
+        if options.backward:  # the lecture's `=` bug: only the steps can show it
+            steps = engine.backward_steps(root, accumulate=False)
+    small = len(order) <= options.max_nodes
+    labelled = labelled_positions(order)
+    names = version_names((order[i] for i in labelled), ns)
     model = build_model(root, steps=steps if small else None, order=order, names=names,
                         precision=options.precision, accumulate=options.accumulate,
-                        max_nodes=options.max_nodes)
+                        max_nodes=options.max_nodes, labelled=labelled)
     # above the cap only the named nodes and the root are checked: a nan or inf reaches
     # them (data flows to the root, gradients to the leaves), and the scan stays cheap
-    checked = order if small else [n for n in order if n.label or n is root]
+    checked = order if small else [order[i] for i in labelled]
+    if not small and not root.label:
+        checked.append(root)
     warnings = non_finite_warnings(checked, names)
     return AutogradResult(root=root, model=model, options=options, warnings=warnings), order
 
@@ -221,9 +235,11 @@ def differentiate_learner_class(root: Any, recorder: foreign.ForeignRecorder, ns
         foreign.set_grads(order, [0.0] * len(order))
     if not options.accumulate:
         notes.append("--overwrite-grads has no effect with --engine: your own rules run")
-    names = version_names(order, ns)
+    labelled = labelled_positions(order)
+    names = version_names((order[i] for i in labelled), ns)
     model = build_model(root_node, steps=steps if small else None, order=order,  # type: ignore[arg-type]
-                        names=names, precision=options.precision, max_nodes=options.max_nodes)
+                        names=names, precision=options.precision, max_nodes=options.max_nodes,
+                        labelled=labelled)
     model["engine"] = recorder.cls.__name__
     warnings = non_finite_warnings(order, names) + notes
     result = AutogradResult(root=root, model=model, options=options, warnings=warnings)

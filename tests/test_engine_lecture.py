@@ -377,3 +377,29 @@ def test_graphs_can_be_deep_copied_and_pickled():
         assert twin.data == L.data
         assert twin._prev[0]._prev[0]._prev[0].grad == a.grad
         zero_grad(L)
+
+
+def test_zeroed_backward_is_zero_grad_then_backward_in_one_walk():
+    """What the magic runs on big graphs: stale grads are cleared, the grads are the
+    lecture's, and the order it returns is topological_order's, reversed."""
+    a, b, c, e, d, f, L = lecture_graph()
+    L.backward()
+    L.backward()  # stale grads, as in micrograd: intermediate grads accumulate too
+    assert a.grad == 24.0
+    order = engine.zeroed_backward(L)
+    assert [a.grad, b.grad, c.grad, f.grad, e.grad, d.grad, L.grad] == [
+        6.0, -4.0, -2.0, 4.0, -2.0, -2.0, 1.0]
+    assert order == list(reversed(topological_order(L)))
+    assert order[0] is L
+
+
+def test_constant_is_the_number_folded_into_the_op():
+    from engine.value import constant
+
+    x, y = Value(3.0), Value(4.0)
+    assert constant(x * 2) == 2.0
+    assert constant(2.5 - x) == 2.5
+    assert constant(x * y) is None  # + and * of two Values leave _k unset
+    assert constant(x - y) is None
+    assert constant(x.tanh()) is None
+    assert constant(x) is None
