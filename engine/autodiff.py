@@ -22,23 +22,26 @@ def _count_users(root: Value, zero_grads: bool = False) -> None:
     `zero_grads` each node's grad to 0.0 as it is found."""
     if zero_grads:
         root.grad = 0.0
-    found = [root]
-    add = found.append
-    for node in found:  # the list grows as nodes are found: each node is visited once
+    # Depth first (a stack), as every walk here: a chain's nodes were made one after the
+    # other and sit side by side in memory, so following chains keeps the caches warm.
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
         a = node._a
         if a is None:  # a leaf uses nothing
             continue
         if a._users == 0:
             if zero_grads:
                 a.grad = 0.0
-            add(a)
+            push(a)
         a._users += 1
         b = node._b
         if b is not None:
             if b._users == 0:
                 if zero_grads:
                     b.grad = 0.0
-                add(b)
+                push(b)
             b._users += 1
 
 
@@ -63,24 +66,27 @@ def _backward_order(root: Value) -> list[Value]:
     the nodes' `_users` slot and are all back to 0 when this returns. `backward` places
     nodes in this same order.
     """
-    order = [root]
+    order: list[Value] = []
     try:
         _count_users(root)
-        place = order.append
-        for node in order:  # grows as nodes are placed: a queue, so nearest the root first
+        ready = [root]  # a stack: see `_count_users`
+        pop, push, place = ready.pop, ready.append, order.append
+        while ready:
+            node = pop()
+            place(node)
             a = node._a
             if a is None:
                 continue
-            b = node._b
-            if b is not None:  # b before a: reversed, a comes first (`topological_order`)
-                users = b._users - 1
-                b._users = users
-                if users == 0:
-                    place(b)
             users = a._users - 1
             a._users = users
             if users == 0:
-                place(a)
+                push(a)
+            b = node._b
+            if b is not None:
+                users = b._users - 1
+                b._users = users
+                if users == 0:
+                    push(b)
     except BaseException:
         _reset_users(root)
         raise
@@ -126,7 +132,7 @@ def zeroed_backward(root: Value) -> list[Value]:
     try:
         _count_users(root, zero_grads=True)
         root.grad = 1.0
-        return _walk_running_rules(root)
+        return _walk_running_rules_recording(root)
     except BaseException:
         _reset_users(root)
         raise
@@ -184,13 +190,13 @@ def _dispatch(indent: str) -> str:
     return "\n".join(indent + line for line in lines)
 
 
-_TEMPLATE = '''\
-def _walk_running_rules(root):
-    """Kahn's walk from root (counts already in `_users`), each rule run as its node is
-    placed. Returns the nodes in that order."""
-    ready = [root]
-    place = ready.append
-    for node in ready:  # grows as nodes become ready: `_backward_order`'s order
+_WALK = '''\
+def {name}(root):
+    """{doc}"""
+    ready = [root]  # a stack, as in `_backward_order`: the same order
+    pop, push = ready.pop, ready.append{start}
+    while ready:
+        node = pop(){place}
         a = node._a
         if a is None:  # a leaf: no rule
             continue
@@ -198,18 +204,18 @@ def _walk_running_rules(root):
         g = node.grad
         op = node._op
 {dispatch}
+        users = a._users - 1
+        a._users = users
+        if users == 0:
+            push(a)
         if b is not None:
             users = b._users - 1
             b._users = users
             if users == 0:
-                place(b)
-        users = a._users - 1
-        a._users = users
-        if users == 0:
-            place(a)
-    return ready
+                push(b){end}
+'''
 
-
+_ALONG = '''\
 def _run_rules(nodes):
     """Each node's rule, in the order given: users before the nodes they use."""
     for node in nodes:
@@ -222,11 +228,26 @@ def _run_rules(nodes):
 {dispatch}
 '''
 
-BACKWARD_SOURCE = _TEMPLATE.format(dispatch=_dispatch(" " * 8))
+
+def _backward_source() -> str:
+    dispatch = _dispatch(" " * 8)
+    walk = _WALK.format(
+        name="_walk_running_rules", dispatch=dispatch, start="", place="", end="",
+        doc="Kahn's walk from root (counts already in `_users`), each rule run as its "
+            "node is placed.")
+    recording = _WALK.format(
+        name="_walk_running_rules_recording", dispatch=dispatch,
+        start="\n    order = []\n    place = order.append", place="\n        place(node)",
+        end="\n    return order",
+        doc="The same walk, returning the nodes in the order it placed them.")
+    return "\n\n".join([walk, recording, _ALONG.format(dispatch=dispatch)])
+
+
+BACKWARD_SOURCE = _backward_source()
 """The source of backward's two loops, as compiled from the op table."""
 
 
-def _compile_loops() -> tuple[Callable[[Value], list[Value]],
+def _compile_loops() -> tuple[Callable[[Value], None], Callable[[Value], list[Value]],
                             Callable[[Iterable[Value]], None]]:
     filename = "<engine.autodiff: backward compiled from engine.ops>"
     linecache.cache[filename] = (len(BACKWARD_SOURCE), None,
@@ -234,10 +255,11 @@ def _compile_loops() -> tuple[Callable[[Value], list[Value]],
     namespace = dict(ops.RULE_NAMES)
     namespace.update((name, op) for op, name in _op_names().items())
     exec(compile(BACKWARD_SOURCE, filename, "exec"), namespace)  # noqa: S102 - our own text
-    return namespace["_walk_running_rules"], namespace["_run_rules"]
+    return (namespace["_walk_running_rules"], namespace["_walk_running_rules_recording"],
+            namespace["_run_rules"])
 
 
-_walk_running_rules, _run_rules = _compile_loops()
+_walk_running_rules, _walk_running_rules_recording, _run_rules = _compile_loops()
 
 
 def local_gradients(node: Value) -> list[tuple[Value, float]]:

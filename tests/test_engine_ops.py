@@ -162,14 +162,16 @@ def test_binary_op_with_one_node_on_both_sides(op, build, a, b):
 # --- one rule, two readers: backward's compiled loop and op.local -------------------------
 
 
-def _three_backwards(build_root):
-    """grads of the leaves after backward(), backward along a given order, and
-    backward_steps (which calls op.local), each on a fresh copy of the graph."""
+def _four_backwards(build_root):
+    """grads of the leaves after backward(), zeroed_backward(), backward along a given
+    order, and backward_steps (which calls op.local), each on a fresh copy of the graph."""
     results = []
-    for run in ("walk", "order", "steps"):
+    for run in ("walk", "zeroed", "order", "steps"):
         leaves, root = build_root()
         if run == "walk":
             root.backward()
+        elif run == "zeroed":
+            engine.zeroed_backward(root)
         elif run == "order":
             engine.backward(root, engine.topological_order(root))
         else:
@@ -186,8 +188,8 @@ def test_compiled_backward_gives_the_rules_numbers_for_unary_ops(op, build, x):
         leaf = Value(x)
         out = build(leaf)
         return [leaf], out * out + out * 0.5
-    walk, order, steps = _three_backwards(build_root)
-    assert walk == order == steps
+    walk, zeroed, order, steps = _four_backwards(build_root)
+    assert walk == zeroed == order == steps
 
 
 @pytest.mark.parametrize("op, build, a, b", BINARY_PARAMS)
@@ -196,15 +198,15 @@ def test_compiled_backward_gives_the_rules_numbers_for_binary_ops(op, build, a, 
         va, vb = Value(a), Value(b)
         out = build(va, vb)
         return [va, vb], out * out + out * 0.5
-    walk, order, steps = _three_backwards(build_root)
-    assert walk == order == steps
+    walk, zeroed, order, steps = _four_backwards(build_root)
+    assert walk == zeroed == order == steps
 
 
 def test_backward_source_has_every_op_of_the_table_written_in():
     source = engine.autodiff.BACKWARD_SOURCE
     for name, op in vars(engine.ops).items():
         if isinstance(op, engine.ops.Op):
-            assert source.count(f"op is {name}:") == 2, name  # in both loops
+            assert source.count(f"op is {name}:") == 3, name  # in each of the three loops
 
 
 # --- values and gradients against torch float64 ------------------------------------------
