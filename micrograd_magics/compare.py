@@ -92,14 +92,31 @@ class TorchMirror:
         twin = copy.deepcopy(module, memo={id(p): self.value(p) for p in module.parameters()})
         return twin
 
-    def anything(self, obj: Any) -> Any:
+    def anything(self, obj: Any, copies: dict[int, Any] | None = None) -> Any:
+        """obj for the replay: Values and models as their torch twins, and lists, tuples,
+        dicts and sets copied all the way down, so that what the replay changes in them
+        (`history["loss"].append(...)`) changes only the copy. Anything else is shared."""
         if isinstance(obj, Value):
             return self.value(obj)
         if isinstance(obj, engine.nn.Module):
             return self.module(obj)
-        if isinstance(obj, (list, tuple)) and any(isinstance(x, Value) for x in obj):
-            return type(obj)(self.anything(x) for x in obj)
-        return obj
+        kind = type(obj)
+        if kind not in (list, tuple, dict, set, frozenset):
+            return obj
+        copies = {} if copies is None else copies
+        if id(obj) in copies:  # shared or self-containing: copied once, shared the same way
+            return copies[id(obj)]
+        if kind is list or kind is dict:
+            copy: Any = kind()
+            copies[id(obj)] = copy  # before the items: a list may contain itself
+            if kind is list:
+                copy.extend(self.anything(x, copies) for x in obj)
+            else:
+                copy.update((k, self.anything(v, copies)) for k, v in obj.items())
+        else:
+            copy = kind(self.anything(x, copies) for x in obj)
+            copies[id(obj)] = copy
+        return copy
 
 
 class TorchRecorder(CellRecorder):
@@ -265,11 +282,10 @@ def prepare_torch_replay(ns: dict[str, Any], program: Any) -> TorchReplay | str:
         return str(error)
     mirror = TorchMirror(torch)
     replay_ns = dict(ns)
+    copies: dict[int, Any] = {}  # one copy of a list however many names hold it
     for name in program.read_names:
         if name in replay_ns:
-            replay_ns[name] = mirror.anything(replay_ns[name])
-            if type(replay_ns[name]) in (list, dict, set):  # `losses.append(...)` runs twice
-                replay_ns[name] = type(replay_ns[name])(replay_ns[name])
+            replay_ns[name] = mirror.anything(replay_ns[name], copies)
     return TorchReplay(torch, mirror, replay_ns, random.getstate())
 
 

@@ -364,6 +364,24 @@ def test_earlier_lists_are_appended_to_once(shell):
     assert shell.user_ns["losses"] == [6.0]
 
 
+def test_nested_containers_are_changed_once(shell):
+    """The replay runs on copies of everything the cell reads, however deep: the learner's
+    history gets one entry per run, not two."""
+    run(shell, "history = {'loss': [], 'steps': [[]]}")
+    autograd(shell, "a = 2.0\nL = a * 3\nhistory['loss'].append(L.data)\n"
+                    "history['steps'][0].append(1)")
+    assert shell.user_ns["history"] == {"loss": [6.0], "steps": [[1]]}
+
+
+def test_values_nested_in_earlier_lists_are_compared(shell):
+    run(shell, "from engine import Value\n"
+               "rows = [[Value(2.0, label='a'), Value(-3.0, label='b')],\n"
+               "        (Value(10.0, label='c'),)]")
+    result = autograd(shell, "e = rows[0][0] * rows[0][1]\nd = e + rows[1][0]\nL = d * -2.0")
+    assert result.torch_grads["a"] == 6.0 and result.torch_grads["c"] == -2.0
+    agrees(result)
+
+
 def test_every_run_starts_from_zero_gradients(shell):
     first = autograd(shell, LECTURE)
     second = autograd(shell, LECTURE)
