@@ -179,6 +179,10 @@ def close(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
+NUMERIC_BUDGET = 5_000_000
+"""Node evaluations --check numeric may spend (leaves x nodes, twice per leaf on a re-run)."""
+
+
 def numeric_gradients(root: Value, order: list[Value], leaves: list[Value],
                       step: float = 1e-6) -> dict[int, float]:
     """d root / d leaf by central differences, re-evaluating the recorded graph with the
@@ -389,10 +393,16 @@ def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: 
     numeric = None
     learner_class = getattr(recorder, "cls", None)
     if options.check == "numeric" and learner_class is not None:
-        numeric = numeric_by_rerun(cell, options, recorder, snapshot)
+        runs = 2 * len(recorder.leaves)  # the cell runs again per leaf, nudged up and down
+        if runs * len(order) > NUMERIC_BUDGET:
+            notes.append(f"--check numeric skipped: {len(recorder.leaves)} leaves would run "
+                         f"the cell {runs} more times over {len(order)} nodes (--torch "
+                         f"compares in one run)")
+        else:
+            numeric = numeric_by_rerun(cell, options, recorder, snapshot)
     elif options.check == "numeric":
         leaves = [n for n in order if not n._op and n.label]
-        if len(order) * len(leaves) > 5_000_000:
+        if len(order) * len(leaves) > NUMERIC_BUDGET:
             notes.append(f"--check numeric skipped: {len(leaves)} leaves x {len(order)} nodes "
                          f"is too many evaluations")
         else:

@@ -473,6 +473,21 @@ def test_check_numeric_and_torch_together(ip):
     assert result.numeric_grads["x1"] == pytest.approx(-1.5, rel=1e-5)
 
 
+def test_check_numeric_on_a_big_cell_is_skipped_with_a_note(ip):
+    """Central differences re-run the learner's cell twice per leaf: past a budget the
+    check says so instead of running the cell hundreds of times."""
+    define(ip, LECTURE_CLASS)
+    numbers = ", ".join(f"{0.001 * i:.3f}" for i in range(1000))
+    cell = (f"xs = [{numbers}]\n"
+            "L = xs[0] * xs[0]\n"
+            "for x in xs[1:]:\n"
+            "    L = L + x * x")
+    result = autograd(ip, cell, "--engine Value --check numeric")
+    assert result.numeric_grads == {}
+    assert any("--check numeric skipped" in w and "1000 leaves" in w for w in result.warnings)
+    assert result.grads["xs[3]"] == pytest.approx(0.006)  # the cell's own backward ran
+
+
 def test_check_numeric_catches_a_wrong_rule_without_torch(ip):
     define(ip, TANH_BUG_CLASS)
     result = autograd(ip, NEURON, "--engine Value --check numeric")
