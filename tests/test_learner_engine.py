@@ -476,7 +476,7 @@ def test_check_numeric_and_torch_together(ip):
 def test_check_numeric_on_a_big_cell_is_skipped_with_a_note(ip):
     """Central differences re-run the learner's cell twice per leaf: past a budget the
     check says so instead of running the cell hundreds of times."""
-    define(ip, LECTURE_CLASS)
+    define(ip, ITERATIVE_CLASS)  # a chain of 3,000 nodes: deeper than a recursive build_topo
     numbers = ", ".join(f"{0.001 * i:.3f}" for i in range(1000))
     cell = (f"xs = [{numbers}]\n"
             "L = xs[0] * xs[0]\n"
