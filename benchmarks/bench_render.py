@@ -20,8 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the lecture cells the tests check by hand
 
+from cells import LECTURE, NEURON  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 from micrograd_magics import render  # noqa: E402
@@ -35,31 +38,10 @@ big = MLP(4, [16, 16, 1])
 """
 
 CELLS = {
-    "lecture (a*b+c)*f": ("", """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""),
-    "neuron, tanh": ("", """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-o = tanh(n)"""),
-    "neuron, tanh from exp": ("", """\
-x1 = 2.0
-x2 = 0.0
-w1 = -3.0
-w2 = 1.0
-b = 6.8813735870195432
-n = x1*w1 + x2*w2 + b
-e = exp(2*n)
-o = (e - 1) / (e + 1)"""),
+    "lecture (a*b+c)*f": ("", LECTURE),
+    "neuron, tanh": ("", NEURON),
+    "neuron, tanh from exp": ("", NEURON.replace("o = tanh(n)",
+                                                 "e = exp(2*n)\no = (e - 1) / (e + 1)")),
     "MLP(2,[3,1]) one point": ("", """\
 x = [2.0, -1.0]
 y = tiny(x)
