@@ -27,6 +27,9 @@ o = tanh(n)"""
 # b is chosen so that n = atanh(1/sqrt(2)): o = 0.7071, do/dn = 1 - o**2 = 0.5
 NEURON_GRADS = {"x1": -1.5, "w1": 1.0, "x2": 0.5, "w2": 0.0, "b": 0.5, "n": 0.5, "o": 1.0}
 
+# the same neuron with tanh spelled out, as the lecture does before adding tanh()
+NEURON_EXP = NEURON.replace("o = tanh(n)", "o = (exp(2*n) - 1) / (exp(2*n) + 1)")
+
 
 def run_autograd(ip, cell: str, line: str = "") -> AutogradResult:  # noqa: ANN001
     """`%%autograd line` + cell on a real shell; the result it returned."""

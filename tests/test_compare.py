@@ -13,7 +13,15 @@ import random
 import sys
 
 import pytest
-from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_GRADS, clear_namespace, run_autograd
+from cells import (
+    LECTURE,
+    LECTURE_GRADS,
+    NEURON,
+    NEURON_EXP,
+    NEURON_GRADS,
+    clear_namespace,
+    run_autograd,
+)
 
 from engine import Value
 from micrograd_magics.result import AutogradResult
@@ -21,7 +29,6 @@ from micrograd_magics.result import AutogradResult
 torch = pytest.importorskip("torch")
 
 
-NEURON_EXP = NEURON.replace("o = tanh(n)", "o = (exp(2*n) - 1) / (exp(2*n) + 1)")
 
 
 def autograd(ip, cell: str, line: str = "--torch") -> AutogradResult:
@@ -126,16 +133,9 @@ def test_line_magic_with_torch(shell):
 # --- a battery of cells on which engine and torch must agree --------------------------
 
 
-def test_tanh_neuron(shell):
-    result = autograd(shell, NEURON)
-    assert result.values["o"] == pytest.approx(math.sqrt(0.5))
-    for label, grad in NEURON_GRADS.items():
-        assert result.torch_grads[label] == pytest.approx(grad, abs=1e-12), label
-    agrees(result)
-
-
-def test_tanh_neuron_written_with_exp(shell):
-    result = autograd(shell, NEURON_EXP)
+@pytest.mark.parametrize("cell", [NEURON, NEURON_EXP], ids=["tanh", "tanh written with exp"])
+def test_tanh_neuron(shell, cell):
+    result = autograd(shell, cell)
     assert result.values["o"] == pytest.approx(math.sqrt(0.5))
     for label, grad in NEURON_GRADS.items():
         assert result.torch_grads[label] == pytest.approx(grad, abs=1e-12), label

@@ -14,7 +14,7 @@ import math
 import re
 
 import pytest
-from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_GRADS, run_autograd
+from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_EXP, NEURON_GRADS, run_autograd
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
@@ -28,7 +28,6 @@ LECTURE_VALUES = {"a": 2.0, "b": -3.0, "c": 10.0, "e": -6.0, "d": 4.0, "f": -2.0
 
 # b makes n = atanh(1/sqrt(2)): o = 0.7071, do/dn = 1 - o**2 = 0.5
 
-NEURON_EXP = NEURON.replace("o = tanh(n)", "o = (exp(2*n) - 1) / (exp(2*n) + 1)")
 NEURON_RELU = NEURON.replace("o = tanh(n)", "o = relu(n)")  # micrograd 0.1.0 has relu only
 NEURON_RELU_GRADS = {"x1": -3.0, "w1": 2.0, "x2": 1.0, "w2": 0.0, "b": 1.0, "n": 1.0, "o": 1.0}
 
