@@ -244,7 +244,7 @@ def _backward_source() -> str:
 
 
 BACKWARD_SOURCE = _backward_source()
-"""The source of backward's two loops, as compiled from the op table."""
+"""The source of backward's three loops, as compiled from the op table."""
 
 
 def _compile_loops() -> tuple[Callable[[Value], None], Callable[[Value], list[Value]],

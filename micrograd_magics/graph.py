@@ -70,6 +70,12 @@ def op_symbol(op: Op | str, k: float | None) -> str:
     return str(op)
 
 
+def labelled_positions(order: list[Any]) -> list[int]:
+    """Where the labelled nodes are in order: one pass that the model, the version names
+    and the non-finite check share."""
+    return [i for i, node in enumerate(order) if node.label]
+
+
 def build_model(
     root: Value,
     *,
@@ -98,7 +104,7 @@ def build_model(
     listed: Iterable[tuple[int, Value]] = enumerate(order)
     if truncated:  # only the labelled nodes are listed
         if labelled is None:
-            labelled = [i for i, node in enumerate(order) if node.label]
+            labelled = labelled_positions(order)
         listed = ((i, order[i]) for i in labelled)
     for i, node in listed:
         label = node.label

@@ -20,7 +20,7 @@ from micrograd_magics import cell as cells
 from micrograd_magics import compare as checks
 from micrograd_magics import foreign
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
-from micrograd_magics.graph import build_model
+from micrograd_magics.graph import build_model, labelled_positions
 from micrograd_magics.result import AutogradResult
 
 
@@ -162,11 +162,6 @@ def pick_root(ns: dict[str, Any], recorder: cells.CellRecorder, program: cells.C
     if recorder.last_value is None:
         raise UsageError(NOTHING_TO_DIFFERENTIATE)
     return recorder.last_value
-
-
-def labelled_positions(order: list[Any]) -> list[int]:
-    """Where the labelled nodes are in order: one pass that the steps below share."""
-    return [i for i, node in enumerate(order) if node.label]
 
 
 def version_names(labelled: Iterable[Any], ns: dict[str, Any]) -> dict[int, str]:
