@@ -107,16 +107,16 @@ class TorchMirror:
         if id(obj) in copies:  # shared or self-containing: copied once, shared the same way
             return copies[id(obj)]
         if kind is list or kind is dict:
-            copy: Any = kind()
-            copies[id(obj)] = copy  # before the items: a list may contain itself
+            twin: Any = kind()
+            copies[id(obj)] = twin  # before the items: a list may contain itself
             if kind is list:
-                copy.extend(self.anything(x, copies) for x in obj)
+                twin.extend(self.anything(x, copies) for x in obj)
             else:
-                copy.update((k, self.anything(v, copies)) for k, v in obj.items())
+                twin.update((k, self.anything(v, copies)) for k, v in obj.items())
         else:
-            copy = kind(self.anything(x, copies) for x in obj)
-            copies[id(obj)] = copy
-        return copy
+            twin = kind(self.anything(x, copies) for x in obj)
+            copies[id(obj)] = twin
+        return twin
 
 
 class TorchRecorder(CellRecorder):
