@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import operator
 import random
 from collections.abc import Sequence
 
-from engine.value import Value
+from engine.value import Value, weighted_sum
 
 
 class Module:
@@ -34,7 +33,7 @@ class Neuron(Module):
         self.nonlin = nonlin
 
     def __call__(self, x: Sequence[Value | float]) -> Value:
-        act = sum(map(operator.mul, self.w, x), self.b)  # b + w0*x0 + w1*x1 + ...
+        act = weighted_sum(self.b, self.w, x)  # b + w0*x0 + w1*x1 + ..., as micrograd sums
         return act.relu() if self.nonlin else act
 
     def parameters(self) -> list[Value]:

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from engine import Value
+from engine import Value, ops
 from engine.nn import MLP, Layer, Neuron
 
 
@@ -125,6 +125,78 @@ def test_neuron_by_hand():
     linear.zero_grad()
     assert [p.grad for p in linear.parameters()] == [0.0, 0.0, 0.0]
     assert repr(n) == "ReLUNeuron(2)" and repr(linear) == "LinearNeuron(2)"
+
+
+def test_neuron_with_value_inputs_by_hand():
+    n = Neuron(2, nonlin=False)
+    n.w[0].data, n.w[1].data, n.b.data = 2.0, -3.0, 1.0
+    x = [Value(1.0, label="x0"), Value(2.0, label="x1")]
+    out = n(x)  # 1 + 2*1 + (-3)*2 = -3
+    assert out.data == -3.0
+    out.backward()
+    assert [p.grad for p in n.parameters()] == [1.0, 2.0, 1.0]  # dout/dw_i = x_i, dout/db = 1
+    assert [xi.grad for xi in x] == [2.0, -3.0]  # dout/dx_i = w_i
+
+
+def graph_signature(root: Value) -> list[tuple]:
+    """Every node of root's graph, depth first from root: op, data, grad, and which nodes
+    its parents are (by their position in this list). Two graphs with equal signatures
+    have the same nodes, the same numbers and the same wiring."""
+    position: dict[int, int] = {}
+    nodes: list[Value] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in position:
+            continue
+        position[id(node)] = len(nodes)
+        nodes.append(node)
+        stack.extend(reversed(node._prev))
+    return [(str(n._op), n.data, n.grad, n.label, [position[id(p)] for p in n._prev])
+            for n in nodes]
+
+
+@pytest.mark.parametrize("inputs", [
+    [0.5, -1.5, 2.0],  # Values
+    [0.5, -1.5, 2.0, 9.0],  # longer than the weights: zip stops, as micrograd's sum does
+    [0.5, -1.5],  # shorter
+    ["float", -1.5, 2.0],  # a plain float first: a folded-constant node
+    [0.5, "int", 2.0],  # a plain int in the middle
+])
+@pytest.mark.parametrize("nonlin", [True, False])
+def test_neuron_builds_the_graph_the_operators_build(inputs, nonlin):
+    """Neuron writes its `*` and `+` nodes out (engine.value.weighted_sum); the graph must be
+    the one `b + w0*x0 + w1*x1 + ...` makes with the operators, down to the last bit."""
+    random.seed(3)
+    n = Neuron(3, nonlin=nonlin)
+
+    def fresh_inputs():
+        return [1.25 if v == "float" else 3 if v == "int" else Value(v) for v in inputs]
+
+    x = fresh_inputs()
+    fast = n(x)
+    fast.backward()
+    fast_graph = graph_signature(fast)
+    fast_grads = [p.grad for p in n.parameters()]
+    n.zero_grad()
+
+    y = fresh_inputs()
+    act = n.b
+    for w, xi in zip(n.w, y):
+        act = act + w * xi
+    slow = act.relu() if nonlin else act
+    slow.backward()
+    assert fast_graph == graph_signature(slow)
+    assert fast_grads == [p.grad for p in n.parameters()]
+    assert [getattr(v, "grad", None) for v in x] == [getattr(v, "grad", None) for v in y]
+
+
+def test_neuron_on_plain_numbers_as_weights_uses_the_operators():
+    n = Neuron(2, nonlin=False)
+    n.w, n.b = [2.0, Value(-1.0)], 0.5  # not a learner's usual model, but plain Python
+    out = n([Value(1.0), 3.0])
+    assert out.data == 2.0 * 1.0 - 3.0 + 0.5
+    assert [p._op for p in out._prev] == [ops.ADD_K, ops.MUL_K]  # 0.5 + 2.0*x0, then w1*3.0
 
 
 def test_layer_and_mlp_shapes():
