@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from engine import Value, ops
+from engine import Value, ops, topological_order
 from engine.nn import MLP, Layer, Neuron
 
 
@@ -139,19 +139,11 @@ def test_neuron_with_value_inputs_by_hand():
 
 
 def graph_signature(root: Value) -> list[tuple]:
-    """Every node of root's graph, depth first from root: op, data, grad, and which nodes
-    its parents are (by their position in this list). Two graphs with equal signatures
-    have the same nodes, the same numbers and the same wiring."""
-    position: dict[int, int] = {}
-    nodes: list[Value] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in position:
-            continue
-        position[id(node)] = len(nodes)
-        nodes.append(node)
-        stack.extend(reversed(node._prev))
+    """Every node of root's graph in topological order: op, data, grad, label, and which
+    nodes its parents are (by their position in that order). Two graphs with equal
+    signatures have the same nodes, the same numbers and the same wiring."""
+    nodes = topological_order(root)
+    position = {id(n): i for i, n in enumerate(nodes)}
     return [(str(n._op), n.data, n.grad, n.label, [position[id(p)] for p in n._prev])
             for n in nodes]
 
