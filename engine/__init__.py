@@ -26,7 +26,8 @@ from engine.value import Value, as_constant
 
 __all__ = [
     "BackwardStep", "GradUpdate", "Op", "Value", "apply_rule", "backward", "backward_steps",
-    "exp", "local_gradients", "log", "relu", "sigmoid", "sqrt", "tanh", "topological_order",
+    "cos", "exp", "local_gradients", "log", "relu", "sigmoid", "sin", "sqrt", "tanh",
+    "topological_order",
     "zero_grad", "zeroed_backward",
 ]
 
@@ -54,3 +55,5 @@ tanh = _function(ops.TANH)
 relu = _function(ops.RELU)
 sigmoid = _function(ops.SIGMOID)
 sqrt = _function(ops.SQRT)
+sin = _function(ops.SIN)
+cos = _function(ops.COS)

@@ -156,14 +156,21 @@ class _ReadFromNodes(ast.NodeTransformer):
         return name
 
 
+def _read_from_nodes(text: str) -> str:
+    return ast.unparse(_ReadFromNodes().visit(ast.parse(text, mode="eval")))
+
+
 def _accumulate(parent: str, rule: str) -> str:
-    """The line adding upstream gradient g times one local derivative to a parent's grad."""
+    """The line adding upstream gradient g times one local derivative to a parent's grad
+    (only where the condition holds, for a select: see `engine.ops`)."""
+    condition, rule = ops.split_select(rule)
     if rule == "1.0":
-        return f"{parent}.grad += g"
-    if rule == "-1.0":
-        return f"{parent}.grad -= g"  # exactly a.grad + g * -1.0
-    derivative = ast.unparse(_ReadFromNodes().visit(ast.parse(rule, mode="eval")))
-    return f"{parent}.grad += g * ({derivative})"
+        line = f"{parent}.grad += g"
+    elif rule == "-1.0":
+        line = f"{parent}.grad -= g"  # exactly a.grad + g * -1.0
+    else:
+        line = f"{parent}.grad += g * ({_read_from_nodes(rule)})"
+    return line if condition is None else f"if {_read_from_nodes(condition)}: {line}"
 
 
 def _op_names() -> dict[ops.Op, str]:
@@ -181,11 +188,11 @@ def _dispatch(indent: str) -> str:
     lines += [
         "else:  # an op from outside the table: its compiled rule",
         "    if b is None:",
-        "        a.grad += g * op.local(a.data, node._k, node.data)",
+        "        a.grad += op.contribute(g, a.data, node._k, node.data)[0]",
         "    else:",
-        "        da, db = op.local(a.data, b.data, node.data)",
-        "        a.grad += g * da",
-        "        b.grad += g * db",
+        "        da, db = op.contribute(g, a.data, b.data, node.data)",
+        "        a.grad += da",
+        "        b.grad += db",
     ]
     return "\n".join(indent + line for line in lines)
 
@@ -273,13 +280,28 @@ def local_gradients(node: Value) -> list[tuple[Value, float]]:
     return [(a, da), (b, db)]
 
 
+def contributions(node: Value) -> list[tuple[Value, float, float]]:
+    """node's parents, each with d node / d parent and what its grad receives from
+    node.grad (node.grad * local, or 0.0 where the op's rule selects: see `engine.ops`)."""
+    op, a, b = node._op, node._a, node._b
+    if not op or a is None:
+        return []
+    g = node.grad
+    if b is None:
+        local = op.local(a.data, node._k, node.data)
+        return [(a, local, op.contribute(g, a.data, node._k, node.data)[0])]
+    da, db = op.local(a.data, b.data, node.data)
+    ca, cb = op.contribute(g, a.data, b.data, node.data)
+    return [(a, da, ca), (b, db, cb)]
+
+
 def apply_rule(node: Value) -> None:
     """Run one node's rule, as micrograd's `node._backward()` does.
 
     Each parent's grad += node.grad * d node / d parent.
     """
-    for parent, local in local_gradients(node):
-        parent.grad += node.grad * local
+    for parent, _, contribution in contributions(node):
+        parent.grad += contribution
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,9 +338,8 @@ def backward_steps(root: Value, *, accumulate: bool = True) -> list[BackwardStep
             continue
         upstream = node.grad
         updates = []
-        for parent, local in local_gradients(node):
+        for parent, local, contribution in contributions(node):
             before = parent.grad
-            contribution = upstream * local
             parent.grad = before + contribution if accumulate else contribution
             updates.append(GradUpdate(parent, local, contribution, before, parent.grad))
         steps.append(BackwardStep(node, upstream, tuple(updates)))

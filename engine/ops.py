@@ -18,12 +18,19 @@ that make up nearly every node of a network cost no function call each.
 - unary ops (one Value parent, maybe a constant): `local(a, k, out) -> dout/da`
 - binary ops (two Value parents): `local(a, b, out) -> (dout/da, dout/db)`
 
+A rule written `where(cond, derivative)` is a select, as torch writes ReLU's and `x ** 0`'s
+backward: where `cond` holds the parent gets `g * derivative`, elsewhere nothing at all.
+`g * 0` would be nan for an infinite upstream `g`; torch's `where` gives 0, and so do we.
+`op.contribute(g, a, b_or_k, out)` gives what each parent receives, selects included;
+every path (backward's loop, the steps, `apply_rule`) adds exactly that.
+
 Numerics follow torch's float64: overflow gives inf, 0/0 and log(-1) give nan, nothing
 raises for a non-finite value.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Callable
 
@@ -39,12 +46,13 @@ class Op(str):
 
     # Slots, not an instance dict: a slot read is several times faster than a dict lookup
     # on a str subclass, and backward reads an op once per node.
-    __slots__ = ("arity", "forward", "rule", "local", "symbol", "formulas")
+    __slots__ = ("arity", "forward", "rule", "local", "contribute", "symbol", "formulas")
 
     arity: int
     forward: Callable[..., float]
     rule: tuple[str, ...]
     local: Callable[..., object]
+    contribute: Callable[..., tuple[float, ...]]
     symbol: str
     formulas: tuple[str, ...]
 
@@ -65,6 +73,7 @@ class Op(str):
         op.forward = forward
         op.rule = rule
         op.local = compile_rule(rule)
+        op.contribute = compile_contributions(rule)
         op.symbol = symbol
         op.formulas = formulas
         return op
@@ -141,6 +150,25 @@ def stable_sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def safe_sin(x: float) -> float:
+    """sin(x), nan for an infinite x (math.sin raises), like torch."""
+    return math.sin(x) if math.isfinite(x) else NAN
+
+
+def safe_cos(x: float) -> float:
+    """cos(x), nan for an infinite x, like torch."""
+    return math.cos(x) if math.isfinite(x) else NAN
+
+
+def sign(x: float) -> float:
+    """torch's sgn as abs' backward uses it: -1.0, 1.0, and 0.0 at 0 and at nan."""
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return 0.0
+
+
 def pow_base_grad(x: float, k: float) -> float:
     """d/dx x**k as torch has it: k * x**(k-1), and exactly 0 where k == 0."""
     return 0.0 if k == 0.0 else k * safe_pow(x, k - 1.0)
@@ -157,16 +185,52 @@ def pow_exponent_grad(base: float, exponent: float, out: float) -> float:
 RULE_NAMES: dict[str, object] = {
     "safe_div": safe_div, "safe_pow": safe_pow, "safe_log": safe_log,
     "pow_base_grad": pow_base_grad, "pow_exponent_grad": pow_exponent_grad,
+    "sin": safe_sin, "cos": safe_cos, "sign": sign,
 }
 """What a rule's text may call besides its variables a, b, k and out."""
+
+
+def split_select(rule: str) -> tuple[str | None, str]:
+    """`where(cond, derivative)` -> (cond, derivative); any other rule -> (None, rule)."""
+    tree = ast.parse(rule, mode="eval").body
+    if (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)
+            and tree.func.id == "where" and len(tree.args) == 2):
+        condition, derivative = tree.args
+        return ast.unparse(condition), ast.unparse(derivative)
+    return None, rule
+
+
+def local_text(rule: str) -> str:
+    """A rule as one expression for the local derivative (0.0 where a select is off)."""
+    condition, derivative = split_select(rule)
+    return derivative if condition is None else f"(({derivative}) if ({condition}) else 0.0)"
+
+
+def contribution_text(rule: str, g: str = "g") -> str:
+    """What a parent receives from upstream gradient g: g * local, or 0.0 where a select
+    is off (whatever g is)."""
+    condition, derivative = split_select(rule)
+    product = f"{g} * ({derivative})"
+    return product if condition is None else f"({product} if ({condition}) else 0.0)"
+
+
+def _variables(arity: int) -> str:
+    return "a, k, out" if arity == 1 else "a, b, out"
 
 
 def compile_rule(rule: tuple[str, ...]) -> Callable[..., object]:
     """`op.local` from the rule's text: local(a, k, out) or local(a, b, out) -> (da, db)."""
     if len(rule) == 1:
-        source = f"lambda a, k, out: {rule[0]}"
+        source = f"lambda a, k, out: {local_text(rule[0])}"
     else:
-        source = f"lambda a, b, out: ({rule[0]}, {rule[1]})"
+        source = f"lambda a, b, out: ({local_text(rule[0])}, {local_text(rule[1])})"
+    return eval(source, dict(RULE_NAMES))  # noqa: S307 - the table's own text
+
+
+def compile_contributions(rule: tuple[str, ...]) -> Callable[..., tuple[float, ...]]:
+    """`op.contribute(g, a, b_or_k, out)`: what each parent's grad receives."""
+    parts = ", ".join(contribution_text(r) for r in rule)
+    source = f"lambda g, {_variables(len(rule))}: ({parts},)"
     return eval(source, dict(RULE_NAMES))  # noqa: S307 - the table's own text
 
 
@@ -194,7 +258,8 @@ DIV = Op("/", arity=2, symbol="/",
          formulas=("1/{b}", "-{a}/{b}²"))
 POW = Op("**", arity=2, symbol="**",
          forward=safe_pow,
-         rule=("pow_base_grad(a, b)", "pow_exponent_grad(a, b, out)"),
+         # torch selects on b == 0 (nothing flows, even for an infinite g), multiplies else
+         rule=("where(b != 0.0, b * safe_pow(a, b - 1.0))", "pow_exponent_grad(a, b, out)"),
          formulas=("{b}·{a}^({b}-1)", "{out}·log({a})"))
 
 ADD_K = Op("+k", arity=1, symbol="+{k}",
@@ -223,7 +288,7 @@ RDIV_K = Op("k/", arity=1, symbol="{k}/",
             formulas=("-{k}/{a}²",))
 POW_K = Op("**k", arity=1, symbol="**{k}",
            forward=safe_pow,
-           rule=("pow_base_grad(a, k)",),
+           rule=("where(k != 0.0, k * safe_pow(a, k - 1.0))",),
            formulas=("{k}·{a}^({k}-1)",))
 RPOW_K = Op("k**", arity=1, symbol="{k}**",
             forward=lambda x, k: safe_pow(k, x),
@@ -247,8 +312,10 @@ TANH = Op("tanh", arity=1, symbol="tanh",
           rule=("(1.0 - out) * (1.0 + out)",),
           formulas=("1 - {out}²",))
 RELU = Op("ReLU", arity=1, symbol="ReLU",
-          forward=lambda x, k: x if x > 0.0 else (x if x != x else 0.0),
-          rule=("0.0 if a <= 0.0 else 1.0",),  # torch: nan passes the grad
+          # torch: relu(-0.0) is -0.0 and relu(nan) is nan; its backward is a select on
+          # the output, `where(out <= 0, 0, g)`, so a nan input passes the grad
+          forward=lambda x, k: 0.0 if x < 0.0 else x,
+          rule=("where(not out <= 0.0, 1.0)",),
           formulas=("1 if {a} > 0 else 0",))
 SIGMOID = Op("sigmoid", arity=1, symbol="sigmoid",
              forward=lambda x, k: stable_sigmoid(x),
@@ -258,14 +325,26 @@ SQRT = Op("sqrt", arity=1, symbol="sqrt",
           forward=lambda x, k: safe_sqrt(x),
           rule=("safe_div(0.5, out)",),
           formulas=("1/(2·{out})",))
+SIN = Op("sin", arity=1, symbol="sin",
+         forward=lambda x, k: safe_sin(x),
+         rule=("cos(a)",),
+         formulas=("cos({a})",))
+COS = Op("cos", arity=1, symbol="cos",
+         forward=lambda x, k: safe_cos(x),
+         rule=("-sin(a)",),
+         formulas=("-sin({a})",))
+ABS = Op("abs", arity=1, symbol="abs",
+         forward=lambda x, k: abs(x),
+         rule=("sign(a)",),  # torch's sgn: 0 at 0 (and at nan)
+         formulas=("sign({a})",))
 
 OPS: dict[str, Op] = {
     op: op
     for op in (ADD, SUB, MUL, DIV, POW, ADD_K, SUB_K, RSUB_K, MUL_K, DIV_K, RDIV_K,
-               POW_K, RPOW_K, NEG, EXP, LOG, TANH, RELU, SIGMOID, SQRT)
+               POW_K, RPOW_K, NEG, EXP, LOG, TANH, RELU, SIGMOID, SQRT, SIN, COS, ABS)
 }
 """Every op by name, for lookups and for tests that want to cover all of them."""
 
 FUNCTIONS: dict[str, Op] = {"exp": EXP, "log": LOG, "tanh": TANH, "relu": RELU,
-                            "sigmoid": SIGMOID, "sqrt": SQRT}
+                            "sigmoid": SIGMOID, "sqrt": SQRT, "sin": SIN, "cos": COS}
 """The elementwise functions, by the name a learner calls them with."""

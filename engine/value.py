@@ -235,6 +235,15 @@ class Value:
     def sqrt(self) -> Value:
         return self._unary(ops.SQRT)
 
+    def sin(self) -> Value:
+        return self._unary(ops.SIN)
+
+    def cos(self) -> Value:
+        return self._unary(ops.COS)
+
+    def __abs__(self) -> Value:  # abs(x)
+        return self._unary(ops.ABS)
+
 
 def weighted_sum(bias: object, weights: Sequence[object], inputs: Iterable[object]) -> object:
     """`bias + w0*x0 + w1*x1 + ...`, left to right: the graph `+` and `*` would build.

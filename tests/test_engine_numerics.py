@@ -121,7 +121,8 @@ def test_non_finite_numerics_match_torch(torch, build, inputs, value, grads):
     assert all(same(g, t) for g, t in zip(leaf_grads, torch_grads)), (leaf_grads, torch_grads)
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "log", "exp", "sqrt", "relu"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "log", "exp", "sqrt", "relu", "sin",
+                                  "cos"])
 def test_functions_of_non_finite_plain_numbers_do_not_raise(name):
     function = getattr(engine, name)
     for x in (INF, -INF, NAN, 1000.0, -1000.0, 0.0, -1.0):
@@ -150,7 +151,8 @@ WITH_CONSTANT = {  # op -> build(x, k)
 }
 UNARY = {"neg": lambda x: -x, "exp": lambda x: x.exp(), "log": lambda x: x.log(),
          "tanh": lambda x: x.tanh(), "ReLU": lambda x: x.relu(),
-         "sigmoid": lambda x: x.sigmoid(), "sqrt": lambda x: x.sqrt()}
+         "sigmoid": lambda x: x.sigmoid(), "sqrt": lambda x: x.sqrt(),
+         "sin": lambda x: x.sin(), "cos": lambda x: x.cos(), "abs": lambda x: abs(x)}
 
 
 def torch_quirk(op: str, x: float, k: float) -> bool:
@@ -245,3 +247,32 @@ def test_division_gradient_at_extreme_magnitudes(a, b, grad_b):
     va, vb = Value(a), Value(b)
     (va / vb).backward()
     assert vb.grad == pytest.approx(grad_b, rel=1e-12, abs=0.0)
+
+
+# --- a zero local derivative meets an infinite upstream gradient: torch selects -----------
+
+HUGE = 1e200  # two of them overflow to inf: the upstream gradient of the node before
+
+
+@pytest.mark.parametrize("build, x, grad", [
+    (lambda v: v.relu() * HUGE * HUGE, -1.0, 0.0),  # ReLU's backward is a select
+    (lambda v: (v ** 0) * HUGE * HUGE, 3.0, 0.0),  # so is x ** 0's
+    (lambda v: (v ** 2) * HUGE * HUGE, 0.0, NAN),  # a product: inf * 0 is nan in torch too
+    (lambda v: abs(v) * HUGE * HUGE, 0.0, NAN),
+    (lambda v: (v * 0.0) * HUGE * HUGE, 2.0, NAN),
+])
+def test_zero_local_derivative_under_an_infinite_gradient_is_torchs(torch, build, x, grad):
+    assert run_torch(torch, build, (x,))[1][0] == pytest.approx(grad, nan_ok=True)
+    ours = run_engine(build, (x,))
+    assert ours[1][0] == pytest.approx(grad, nan_ok=True)
+    leaf = Value(x)
+    root = build(leaf)
+    steps = backward_steps(root)  # the step-through agrees with backward
+    assert leaf.grad == pytest.approx(grad, nan_ok=True)
+    assert steps[-1].updates[0].contribution == pytest.approx(grad, nan_ok=True)
+
+
+def test_relu_of_negative_zero_keeps_torchs_sign(torch):
+    ours = Value(-0.0).relu().data
+    theirs = float(torch.relu(torch.tensor(-0.0, dtype=torch.float64)))
+    assert math.copysign(1.0, ours) == math.copysign(1.0, theirs) == -1.0

@@ -54,6 +54,7 @@ def _unary_cases() -> list[tuple[str, str, Callable, list]]:
         ("k**", "2.5 ** x", lambda x: 2.5**x, GENERAL),
         ("k**", "0.5 ** x", lambda x: 0.5**x, GENERAL),
         ("neg", "-x", lambda x: -x, GENERAL),
+        ("abs", "abs(x)", lambda x: abs(x), NONZERO),
     ]
     domains = {"log": POSITIVE, "sqrt": POSITIVE, "relu": [-1.5, -0.2, 0.4, 2.0]}
     for name, op in FUNCTIONS.items():

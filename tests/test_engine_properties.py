@@ -46,6 +46,7 @@ ARITHMETIC = {  # kind -> step(a, b, k): plain operators, so Values and tensors 
     "x**k": lambda a, b, k: a**k,
     "k**x": lambda a, b, k: k**a,
     "neg": lambda a, b, k: -a,
+    "abs": lambda a, b, k: abs(a),
 }
 BINARY = ["+", "-", "*", "/", "**"]
 KINDS = [*ARITHMETIC, *FUNCTIONS]
