@@ -1,174 +1,191 @@
-"""Checks of the engine's gradients: a PyTorch float64 replay of the cell, and central
-finite differences. Each adds a "compare" section to the graph model. torch is imported
-only here, and only when a cell asks for it."""
+"""Checks of the gradients by replaying the recorded graph: PyTorch float64 and central
+finite differences. Each adds a "compare" section to the graph model.
+
+Nothing here runs the learner's cell: the graph the engine recorded (or the learner's
+nodes traced through `_prev`) is rebuilt from `replay.RecordedGraph`, node by node, and
+each node is paired with its own twin by position. torch is imported only here, and only
+when a cell asks for it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
-import linecache
 import math
-import random
-import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import engine
-import engine.nn
-from engine import Value, ops
-from engine.value import constant
-from micrograd_magics.cell import CellRecorder
-from micrograd_magics.errors import cell_line
-from micrograd_magics.graph import GraphModel, as_float, jsonable
+from engine import ops
+from engine.ops import Op
+from micrograd_magics.graph import GraphModel, as_float, format_number, jsonable
+from micrograd_magics.replay import LEAF, RecordedGraph, evaluate
 
 TORCH_MISSING = 'torch is not installed: pip install "micrograd-magics[torch]"'
 
 
+class TorchUnavailable(Exception):
+    """torch cannot be imported; the message is one line saying why and what to do."""
+
+
 def import_torch() -> Any:
-    """torch, or ImportError with the install command."""
+    """torch, or TorchUnavailable with one line (not installed, or a broken install)."""
     try:
         import torch
-    except ImportError:
-        raise ImportError(TORCH_MISSING) from None
+    except ImportError as error:
+        if getattr(error, "name", None) == "torch":
+            raise TorchUnavailable(TORCH_MISSING) from None
+        raise TorchUnavailable(f"torch could not be imported ({error})") from None
+    except Exception as error:  # OSError from a missing shared library, and the like
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TorchUnavailable(f"torch could not be imported ({type(error).__name__}: "
+                               f"{first})") from None
     return torch
 
 
-# --- the op table's torch twins: used to mirror Values that exist before the cell ------
-
-def _torch_ops(torch: Any) -> dict[str, Callable[..., Any]]:
+def torch_twins(torch: Any) -> dict[Op, Callable[[Any, Any, Any], Any]]:
+    """Each engine op as torch computes it: f(a, b, k) on tensors (k: a number, or a tensor
+    of constants when a level of nodes is replayed at once)."""
     return {
         ops.ADD: lambda a, b, k: a + b, ops.SUB: lambda a, b, k: a - b,
         ops.MUL: lambda a, b, k: a * b, ops.DIV: lambda a, b, k: a / b,
-        ops.POW: lambda a, b, k: a ** b,
+        ops.POW: lambda a, b, k: torch.pow(a, b),
         ops.ADD_K: lambda a, b, k: a + k, ops.SUB_K: lambda a, b, k: a - k,
         ops.RSUB_K: lambda a, b, k: k - a, ops.MUL_K: lambda a, b, k: a * k,
         ops.DIV_K: lambda a, b, k: a / k, ops.RDIV_K: lambda a, b, k: k / a,
-        ops.POW_K: lambda a, b, k: a ** k, ops.RPOW_K: lambda a, b, k: k ** a,
+        ops.POW_K: lambda a, b, k: torch.pow(a, k), ops.RPOW_K: lambda a, b, k: torch.pow(k, a),
         ops.NEG: lambda a, b, k: -a, ops.EXP: lambda a, b, k: torch.exp(a),
         ops.LOG: lambda a, b, k: torch.log(a), ops.TANH: lambda a, b, k: torch.tanh(a),
         ops.RELU: lambda a, b, k: torch.relu(a), ops.SIGMOID: lambda a, b, k: torch.sigmoid(a),
-        ops.SQRT: lambda a, b, k: torch.sqrt(a),
+        ops.SQRT: lambda a, b, k: torch.sqrt(a), ops.SIN: lambda a, b, k: torch.sin(a),
+        ops.COS: lambda a, b, k: torch.cos(a), ops.ABS: lambda a, b, k: torch.abs(a),
     }
 
 
+# --- torch's replay of the recorded graph ------------------------------------------------
+
 @dataclass
-class TorchMirror:
-    """Engine objects that exist before the cell runs, copied into torch, by id."""
+class TorchRun:
+    """torch's forward value and d root / d node for every position of the plan."""
 
-    torch: Any
-    tensors: dict[int, Any] = field(default_factory=dict)  # id(Value) -> tensor
-    keep: list[Any] = field(default_factory=list)  # the Values, so ids stay unique
-    # id(tensor) -> label, for Values labelled before the cell: the engine's recorder does
-    # not label them again, so the replay must not either (the i-th labelled pairs up)
-    labels: dict[int, str] = field(default_factory=dict)
+    values: list[float]
+    grads: list[float]
+    tensors: list[Any] | None = None  # per position, when replayed node by node
+    root: Any = None
 
-    def leaf(self, number: float) -> Any:
-        return self.torch.tensor(float(number), dtype=self.torch.float64, requires_grad=True)
 
-    def value(self, root: Value) -> Any:
-        """root's whole graph rebuilt in torch (leaves require grad, the rest retain it)."""
-        table = _torch_ops(self.torch)
-        for node in engine.topological_order(root):
-            if id(node) in self.tensors:
-                continue
-            if not node._op:
-                tensor = self.leaf(node.data)
-            else:
-                a = self.tensors[id(node._a)]
-                b = self.tensors[id(node._b)] if node._b is not None else None
-                tensor = table[node._op](a, b, constant(node))
-                tensor.retain_grad()
-            self.tensors[id(node)] = tensor
-            self.keep.append(node)
-            if node.label:
-                self.labels[id(tensor)] = node.label
-        return self.tensors[id(root)]
+def replay_in_torch(torch: Any, graph: RecordedGraph, *, node_by_node: bool = False) -> TorchRun:
+    """Rebuild the plan in float64 torch from its leaves' values and run torch's backward.
 
-    def module(self, module: engine.nn.Module) -> engine.nn.Module:
-        """A copy of an engine.nn model whose parameters are torch leaves of the same data
-        (micrograd's Neuron/Layer/MLP code runs unchanged on tensors)."""
-        twin = copy.deepcopy(module, memo={id(p): self.value(p) for p in module.parameters()})
-        return twin
+    Wide graphs (a network over many inputs) are replayed a level at a time: every node
+    of one op whose parents are ready becomes one element of a vector op, so torch's
+    per-op overhead is paid per level, not per node. Deep, narrow graphs (a long chain)
+    and `node_by_node` (torch's own grad_fn graph is wanted) go one node at a time.
+    """
+    levels = _levels(graph)
+    depth = max(levels, default=0)
+    if node_by_node or len(graph) < 256 or depth * 16 > len(graph):
+        return _replay_node_by_node(torch, graph)
+    return _replay_by_level(torch, graph, levels, depth)
 
-    def anything(self, obj: Any, copies: dict[int, Any] | None = None) -> Any:
-        """obj for the replay: Values and models as their torch twins, and lists, tuples,
-        dicts and sets copied all the way down, so that what the replay changes in them
-        (`history["loss"].append(...)`) changes only the copy. Anything else is shared."""
-        if isinstance(obj, Value):
-            return self.value(obj)
-        if isinstance(obj, engine.nn.Module):
-            return self.module(obj)
-        kind = type(obj)
-        if kind not in (list, tuple, dict, set, frozenset):
-            return obj
-        copies = {} if copies is None else copies
-        if id(obj) in copies:  # shared or self-containing: copied once, shared the same way
-            return copies[id(obj)]
-        if kind is list or kind is dict:
-            twin: Any = kind()
-            copies[id(obj)] = twin  # before the items: a list may contain itself
-            if kind is list:
-                twin.extend(self.anything(x, copies) for x in obj)
-            else:
-                twin.update((k, self.anything(v, copies)) for k, v in obj.items())
+
+def _levels(graph: RecordedGraph) -> list[int]:
+    """Each node's level: 0 for leaves (and unknown ops), else one more than its parents'."""
+    levels = [0] * len(graph)
+    op_of, a_of, b_of = graph.op, graph.a, graph.b
+    for i, op in enumerate(op_of):
+        if op is not None:
+            b = b_of[i]
+            above = levels[a_of[i]] if b == LEAF else max(levels[a_of[i]], levels[b])
+            levels[i] = above + 1
+    return levels
+
+
+def _replay_node_by_node(torch: Any, graph: RecordedGraph) -> TorchRun:
+    twins = torch_twins(torch)
+    f64 = torch.float64
+    tensors: list[Any] = []
+    for i, op in enumerate(graph.op):
+        if op is None:  # a leaf, or an unknown op standing in as a constant of its value
+            tensors.append(torch.tensor(graph.data[i], dtype=f64, requires_grad=True))
+            continue
+        b = graph.b[i]
+        tensor = twins[op](tensors[graph.a[i]], tensors[b] if b != LEAF else None, graph.k[i])
+        tensor.retain_grad()
+        tensors.append(tensor)
+    root = tensors[-1]
+    root.backward()
+    values = [t.item() for t in tensors]
+    grads = [0.0 if t.grad is None else t.grad.item() for t in tensors]
+    return TorchRun(values, grads, tensors, root)
+
+
+def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth: int) -> TorchRun:
+    twins = torch_twins(torch)
+    f64, n = torch.float64, len(graph)
+    groups: dict[tuple[int, Op], list[int]] = {}
+    leaves = []
+    for i, op in enumerate(graph.op):
+        if op is None:
+            leaves.append(i)
         else:
-            twin = kind(self.anything(x, copies) for x in obj)
-            copies[id(obj)] = twin
-        return twin
+            groups.setdefault((levels[i], op), []).append(i)
+    as_index = lambda positions: torch.tensor(positions, dtype=torch.long)  # noqa: E731
+    leaf_index = as_index(leaves)
+    leaf_values = torch.tensor([graph.data[i] for i in leaves], dtype=f64, requires_grad=True)
+    values = torch.zeros(n, dtype=f64).index_put((leaf_index,), leaf_values)
+    outputs: list[tuple[Any, Any]] = []
+    by_level: dict[int, list[tuple[Op, list[int]]]] = {}
+    for (level, op), positions in groups.items():
+        by_level.setdefault(level, []).append((op, positions))
+    for level in range(1, depth + 1):
+        placed_index, placed = [], []
+        for op, positions in by_level.get(level, ()):
+            a = values[as_index([graph.a[i] for i in positions])]
+            b = (values[as_index([graph.b[i] for i in positions])] if op.arity == 2 else None)
+            k = (torch.tensor([graph.k[i] for i in positions], dtype=f64)
+                 if op.arity == 1 else None)
+            out = twins[op](a, b, k)
+            out.retain_grad()
+            index = as_index(positions)
+            outputs.append((index, out))
+            placed_index.append(index)
+            placed.append(out)
+        if placed:
+            values = values.index_put((torch.cat(placed_index),), torch.cat(placed))
+    root = values[n - 1]
+    root.backward()
+    grads = torch.zeros(n, dtype=f64)
+    grads[leaf_index] = leaf_values.grad
+    for index, out in outputs:
+        if out.grad is not None:
+            grads[index] = out.grad
+    return TorchRun(values.detach().tolist(), grads.tolist(), None, root)
 
 
-class TorchRecorder(CellRecorder):
-    """The cell's recorder on torch: leaves are float64 tensors that require grad, and
-    labelled intermediates retain their grad so it can be compared."""
+# --- finite differences on the recorded graph --------------------------------------------
 
-    def __init__(self, torch: Any) -> None:
-        super().__init__()
-        self.torch = torch
-        self.labels: dict[int, str] = {}
+NUMERIC_BUDGET = 5_000_000
+"""Node evaluations --check numeric may spend (two per node per leaf)."""
 
-    def is_value(self, x: Any) -> bool:
-        return isinstance(x, self.torch.Tensor) and x.requires_grad
-
-    def new_leaf(self, number: float, label: str) -> Any:
-        tensor = self.torch.tensor(float(number), dtype=self.torch.float64, requires_grad=True)
-        self.labels[id(tensor)] = label
-        return tensor
-
-    def has_label(self, value: Any) -> bool:
-        return id(value) in self.labels
-
-    def label_of(self, value: Any) -> str:
-        return self.labels.get(id(value), "")
-
-    def set_label(self, value: Any, text: str) -> None:
-        if value.grad_fn is not None:
-            value.retain_grad()
-        self.labels[id(value)] = text
+NUMERIC_RTOL, NUMERIC_ATOL = 1e-5, 1e-6
+"""Central differences are good to about 1e-7 relative: float64's 1e-9 would fail them all."""
 
 
-def torch_functions(torch: Any) -> dict[str, Any]:
-    """The bare functions of a cell, on tensors; on a plain number the engine's function
-    (a constant stays a constant: torch.exp(2) would raise)."""
-    from micrograd_magics.cell import bare_functions
-
-    def on_tensors(theirs: Any, ours: Any) -> Any:
-        return lambda x: theirs(x) if isinstance(x, torch.Tensor) else ours(x)
-
-    return {name: on_tensors(getattr(torch, name), ours)
-            for name, ours in bare_functions().items()}
-
-
-class ReplayFailed(Exception):
-    """The torch replay could not run the cell; the message names the line and the error."""
+def numeric_gradients(graph: RecordedGraph, leaves: list[int],
+                      step: float = 1e-6) -> dict[int, float]:
+    """d root / d leaf by central differences, re-evaluating the recorded graph with each
+    leaf nudged up and down (the op table's forward; never the cell). position -> estimate."""
+    estimates = {}
+    for i in leaves:
+        h = step * max(1.0, abs(graph.data[i]))
+        up, down = list(graph.data), list(graph.data)
+        up[i] += h
+        down[i] -= h
+        estimates[i] = (evaluate(graph, up)[-1] - evaluate(graph, down)[-1]) / (2 * h)
+    return estimates
 
 
-def grad_of(tensor: Any) -> float | None:
-    if tensor is None or tensor.grad is None:
-        return None
-    return float(tensor.grad)
-
+# --- the comparison ------------------------------------------------------------------------
 
 def close(a: float, b: float, rtol: float, atol: float) -> bool:
     """Equal within tolerance, with nan == nan and inf == inf (same sign)."""
@@ -179,83 +196,126 @@ def close(a: float, b: float, rtol: float, atol: float) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
-NUMERIC_BUDGET = 5_000_000
-"""Node evaluations --check numeric may spend (leaves x nodes, twice per leaf on a re-run)."""
+UNNAMED_ROWS = 20
+"""Failing unnamed nodes listed as rows; the rest are counted in a note."""
 
 
-def numeric_gradients(root: Value, order: list[Value], leaves: list[Value],
-                      step: float = 1e-6) -> dict[int, float]:
-    """d root / d leaf by central differences, re-evaluating the recorded graph with the
-    op table's forward rules (no re-run of the cell). id(leaf) -> estimate."""
-    position = {id(node): i for i, node in enumerate(order)}
-    plan = []
-    for node in order:
-        if node._op:
-            b = position[id(node._b)] if node._b is not None else None
-            plan.append((node._op, position[id(node._a)], b, constant(node)))
+@dataclass
+class Checks:
+    """What the checks found per position; None where a check did not run."""
+
+    torch: TorchRun | None = None
+    numeric: dict[int, float] | None = None
+    not_checkable: frozenset[int] = frozenset()
+
+
+def compare(result: Any, graph: RecordedGraph, options: Any, *, learner: bool = False,
+            steps: list[Any] | None = None) -> None:
+    """Add the torch and/or numeric columns to the result and its model."""
+    notes: list[str] = []
+    model = result.graph
+    if not options.backward:
+        notes.append("--no-backward: no gradients were computed, so there is nothing to "
+                     "compare")
+        model["compare"] = {"columns": [], "rows": [], "rtol": options.rtol,
+                            "atol": options.atol, "mismatches": [], "notes": notes}
+        result.warnings.extend(notes)
+        return
+    checks = Checks(not_checkable=frozenset(graph.behind_unknown()))
+    if graph.unknown:  # one line: the first unknown op is named
+        name = graph.unknown[min(graph.unknown)]
+        behind = len(checks.not_checkable)
+        notes.append(f"your op {name!r} has no torch twin: the gradients of the "
+                     f"{behind} node{'s' * (behind != 1)} behind it are not checked")
+    torch = None
+    if options.torch:
+        try:
+            torch = import_torch()
+            checks.torch = replay_in_torch(torch, graph, node_by_node=options.torch_graph)
+        except TorchUnavailable as error:
+            notes.append(str(error))
+    if options.check == "numeric":
+        leaves = [i for i in graph.leaves() if graph.nodes[i].label]
+        if 2 * len(graph) * len(leaves) > NUMERIC_BUDGET:
+            notes.append(f"--check numeric skipped: {len(leaves)} leaves x {len(graph)} nodes "
+                         f"is too many evaluations (--torch compares in one pass)")
         else:
-            plan.append(None)
-
-    def evaluate(data: list[float]) -> float:
-        for i, entry in enumerate(plan):
-            if entry is None:
-                continue
-            op, a, b, k = entry
-            data[i] = op.forward(data[a], data[b]) if b is not None else op.forward(data[a], k)
-        return data[-1]
-
-    base = [node.data for node in order]
-    estimates = {}
-    for leaf in leaves:
-        i = position[id(leaf)]
-        h = step * max(1.0, abs(leaf.data))
-        up, down = list(base), list(base)
-        up[i] += h
-        down[i] -= h
-        estimates[id(leaf)] = (evaluate(up) - evaluate(down)) / (2 * h)
-    return estimates
-
-
-NUMERIC_RTOL, NUMERIC_ATOL = 1e-5, 1e-6
-"""Central differences are good to about 1e-7 relative: float64's 1e-9 would fail them all."""
+            checks.numeric = numeric_gradients(graph, leaves)
+    failing = add_comparison(model, graph, checks, rtol=options.rtol, atol=options.atol,
+                             notes=notes)
+    rows = model["compare"]["rows"]
+    if checks.torch is not None:
+        result.torch_grads = {r["label"]: as_float(r["torch"]) for r in rows if r["label"]}
+        if options.torch_graph and checks.torch.tensors is not None:
+            names = {int(r["id"][1:]): r["name"] for r in model["nodes"]}
+            model["torch_graph"] = torch_graph_model(checks.torch, names)
+    if checks.numeric is not None:
+        result.numeric_grads = {r["label"]: as_float(r["numeric"]) for r in rows
+                                if r.get("numeric") is not None and r["label"]}
+    result.mismatches = failing
+    if failing and torch is not None:
+        names = {int(r["id"][1:]): r["name"] for r in model["nodes"]}
+        first = first_wrong_rule(torch, graph, names, steps=steps, learner=learner,
+                                 rtol=options.rtol, atol=options.atol)
+        if first:
+            model["compare"]["first_failure"] = first
+            notes.insert(0, f"first wrong rule: {first}")
+    result.warnings.extend(notes)
 
 
-def add_comparison(model: GraphModel, order: list[Value], *, torch_grads: dict[int, float | None]
-                   | None, numeric: dict[int, float] | None, rtol: float, atol: float,
-                   notes: list[str]) -> list[str]:
-    """Add model["compare"]: one row per labelled node (numeric: per leaf). Returns the
-    labels of the rows that fail."""
-    columns = [c for c, d in (("torch", torch_grads), ("numeric", numeric)) if d is not None]
-    node_of = {f"n{i}": getattr(node, "obj", node) for i, node in enumerate(order)}
-    rows, failing = [], []
-    for record in model["nodes"]:
-        node = node_of.get(record["id"])
-        if node is None or not record["label"]:
-            continue
-        ours = as_float(record["grad"])
-        row: dict[str, Any] = {"id": record["id"], "label": record["label"],
-                               "data": record["data"], "engine": record["grad"]}
-        checks = []
-        if torch_grads is not None:
-            theirs = torch_grads.get(id(node))
-            theirs = 0.0 if theirs is None else theirs  # torch: None = no path to the root
-            row["torch"] = jsonable(theirs)
-            checks.append((theirs, rtol, atol))
+def add_comparison(model: GraphModel, graph: RecordedGraph, checks: Checks, *, rtol: float,
+                   atol: float, notes: list[str]) -> list[str]:
+    """Compare every node; add model["compare"] with one row per labelled node (numeric: per
+    labelled leaf) plus the failing unnamed ones. Returns the names of the failing rows."""
+    torch_run, numeric = checks.torch, checks.numeric
+    columns = [c for c, d in (("torch", torch_run), ("numeric", numeric)) if d is not None]
+    listed = {int(r["id"][1:]): r for r in model["nodes"]}
+    grads = [float(node.grad) for node in graph.nodes]
+    rows: list[dict[str, Any]] = []
+    unnamed_failing = 0
+    for i in range(len(graph)):
+        record = listed.get(i)
+        label = record["label"] if record else ""
+        checkable = i not in checks.not_checkable
+        row: dict[str, Any] = {"id": f"n{i}", "label": label,
+                               "name": record["name"] if record else f"#{i}",
+                               "data": jsonable(graph.data[i]), "engine": jsonable(grads[i])}
+        references = []
+        if torch_run is not None:
+            row["torch"] = jsonable(torch_run.grads[i])
+            row["torch_data"] = jsonable(torch_run.values[i])
+            row["forward_ok"] = close(graph.data[i], torch_run.values[i], rtol, atol)
+            if checkable:
+                references.append((torch_run.grads[i], rtol, atol))
         if numeric is not None:
-            estimate = numeric.get(id(node))
-            row["numeric"] = None if estimate is None else jsonable(estimate)
-            if estimate is not None:
-                checks.append((estimate, max(rtol, NUMERIC_RTOL), max(atol, NUMERIC_ATOL)))
-        if not checks:
+            row["numeric"] = jsonable(numeric[i]) if i in numeric else None
+        if numeric is not None and i in numeric:
+            references.append((numeric[i], max(rtol, NUMERIC_RTOL), max(atol, NUMERIC_ATOL)))
+        if not references and row.get("forward_ok", True):
+            if label and torch_run is not None:  # named but behind an unknown op
+                row["diff"], row["ok"], row["checked"] = "nan", True, False
+                rows.append(row)
             continue
-        reference = checks[0][0]
-        row["diff"] = jsonable(abs(ours - reference)) if math.isfinite(ours - reference) else (
-            0.0 if close(ours, reference, 0, 0) else "nan")
-        row["ok"] = all(close(ours, ref, rt, at) for ref, rt, at in checks)
+        ok = row.get("forward_ok", True) and all(close(grads[i], ref, rt, at)
+                                                 for ref, rt, at in references)
+        if references:
+            difference = grads[i] - references[0][0]
+            row["diff"] = jsonable(abs(difference)) if math.isfinite(difference) else (
+                0.0 if close(grads[i], references[0][0], 0, 0) else "nan")
+        row["ok"] = ok
+        if not label:
+            if ok:
+                continue
+            unnamed_failing += 1
+            if unnamed_failing > UNNAMED_ROWS:
+                continue
+        if label and numeric is not None and torch_run is None and i not in numeric:
+            continue  # --check numeric alone: the named leaves
         rows.append(row)
-        if not row["ok"]:
-            failing.append(record["label"])
+    if unnamed_failing > UNNAMED_ROWS:
+        notes.append(f"{unnamed_failing} unnamed nodes differ ({UNNAMED_ROWS} are listed)")
     rows.sort(key=lambda r: r["ok"])  # failures first, graph order kept within each group
+    failing = [r["label"] or r["name"] for r in rows if not r["ok"]]
     model["compare"] = {"columns": columns, "rows": rows, "rtol": rtol, "atol": atol,
                         "mismatches": [r["id"] for r in rows if not r["ok"]], "notes": notes}
     if not model["accumulate"] and model["reached_twice"]:
@@ -266,221 +326,160 @@ def add_comparison(model: GraphModel, order: list[Value], *, torch_grads: dict[i
     return failing
 
 
-@dataclass
-class TorchReplay:
-    """What the replay needs from before the engine run: torch, a namespace of its own
-    with the engine objects the cell reads already mirrored, and the random state."""
+# --- the first wrong rule ------------------------------------------------------------------
 
-    torch: Any
-    mirror: TorchMirror
-    ns: dict[str, Any]
-    random_state: Any
+RULE_CHECK_SECONDS = 2.0
+"""How long the search for the first wrong rule may take on a big graph."""
 
 
-def prepare_torch_replay(ns: dict[str, Any], program: Any) -> TorchReplay | str:
-    """Snapshot for the replay, taken before the engine run changes anything; or the
-    reason it cannot run (torch missing)."""
+def first_wrong_rule(torch: Any, graph: RecordedGraph, names: dict[int, str], *,
+                     steps: list[Any] | None, learner: bool, rtol: float,
+                     atol: float) -> str | None:
+    """The first node, in backward order, whose rule disagrees with torch's on the same op
+    at the same values: its forward value, a local derivative, or `=` where `+=` belongs.
+    Each node is checked on its own (its parents' recorded values), so one wrong rule is
+    not blamed on the nodes around it."""
+    twins = torch_twins(torch)
+    by_node = {id(step.node): step for step in steps or ()}
+    position_of = {id(node): i for i, node in enumerate(graph.nodes)}
+    rtol_local, atol_local = max(rtol, 1e-9), max(atol, 1e-12)
+    started = time.perf_counter()
+    name = lambda i: names.get(i) or getattr(graph.nodes[i], "label", "") or f"#{i}"  # noqa: E731
+    whose = "your" if learner else "the engine's"
+    for i in reversed(range(len(graph))):
+        op = graph.op[i]
+        if op is None:
+            continue
+        if time.perf_counter() - started > RULE_CHECK_SECONDS:
+            return None
+        distinct = list(dict.fromkeys(graph.parents(i)))
+        tensors = {p: torch.tensor(graph.data[p], dtype=torch.float64, requires_grad=True)
+                   for p in distinct}
+        b = graph.b[i]
+        out = twins[op](tensors[graph.a[i]], tensors[b] if b != LEAF else None, graph.k[i])
+        expected = out.item()
+        what = _op_text(graph, i, name)
+        if not close(graph.data[i], expected, rtol_local, atol_local):
+            return (f"{whose} forward of `{what}` at node `{name(i)}` gives "
+                    f"{graph.data[i]!r}; torch says {expected!r}" + _ours(learner))
+        torch_locals = torch.autograd.grad(out, [tensors[p] for p in distinct],
+                                           allow_unused=True)
+        torch_local = {p: 0.0 if g is None else float(g) for p, g in zip(distinct, torch_locals)}
+        if learner:
+            step = by_node.get(id(graph.nodes[i]))
+            if step is None:
+                continue
+            found = _learner_rule_error(step, torch_local, position_of, graph, i, name, what,
+                                        rtol_local, atol_local)
+            if found:
+                return found
+            continue
+        for p, theirs in _engine_locals(graph, i).items():
+            if not close(theirs, torch_local[p], rtol_local, atol_local):
+                return (f"the engine's rule of `{what}` at node `{name(i)}`: d out/d "
+                        f"{name(p)} = {theirs!r}; torch says {torch_local[p]!r}"
+                        + _ours(learner))
+    return None
+
+
+def _ours(learner: bool) -> str:
+    return "" if learner else " (a bug in micrograd-magics: please report it)"
+
+
+def _engine_locals(graph: RecordedGraph, i: int) -> dict[int, float]:
+    """Our op's local derivative per distinct parent (summed where a parent is both)."""
+    op, a, b = graph.op[i], graph.a[i], graph.b[i]
+    assert op is not None
+    if b == LEAF:
+        return {a: float(op.local(graph.data[a], graph.k[i], graph.data[i]))}  # type: ignore[arg-type]
+    da, db = op.local(graph.data[a], graph.data[b], graph.data[i])  # type: ignore[misc]
+    if a == b:
+        return {a: da + db}
+    return {a: da, b: db}
+
+
+def _learner_rule_error(step: Any, torch_local: dict[int, float], position_of: dict[int, int],
+                        graph: RecordedGraph, i: int, name: Callable[[int], str], what: str,
+                        rtol: float, atol: float) -> str | None:
+    g = step.upstream
+    if not g or not math.isfinite(g):
+        return None  # nothing flowed through this node: its rule cannot be seen
+    twice = graph.a[i] == graph.b[i] and graph.b[i] != LEAF
+    for update in step.updates:
+        p = position_of.get(id(update.parent))
+        if p is None or p not in torch_local:
+            continue
+        want = torch_local[p]
+        if close(update.local, want, rtol, atol):
+            continue
+        parent = name(p)
+        if twice and close(update.contribution, g * want / 2, rtol, atol):
+            return (f"`=` where `+=` belongs in the rule of `{what}` at node `{name(i)}`: "
+                    f"{parent} is both operands, so it gets two contributions of "
+                    f"{_fmt(g * want / 2)}; your rule kept one ({parent}.grad = "
+                    f"{_fmt(update.after)}, torch says {_fmt(update.before + g * want)})")
+        if update.before != 0.0 and close(update.after, g * want, rtol, atol):
+            return (f"`=` where `+=` belongs in the rule of `{what}` at node `{name(i)}`: it "
+                    f"set {parent}.grad to {_fmt(update.after)}, dropping the "
+                    f"{_fmt(update.before)} it already had (torch: "
+                    f"{_fmt(update.before + g * want)})")
+        return (f"the rule of `{graph.op[i]}` at node `{name(i)}`: d out/d {parent} = "
+                f"{_fmt(update.local)}; torch says {_fmt(want)}"
+                f"{_formula(graph, i, p, name)}")
+    return None
+
+
+def _fmt(x: float) -> str:
+    return format_number(x, 4)
+
+
+def _op_text(graph: RecordedGraph, i: int, name: Callable[[int], str]) -> str:
+    """`a*b`, `tanh(n)`, `x**2`: the node's op over its parents' names."""
+    op = graph.op[i]
+    assert op is not None
+    a, b = graph.a[i], graph.b[i]
+    if b != LEAF:
+        return f"{name(a)}{op.symbol}{name(b)}"
+    symbol = op.symbol.format(k=_constant_text(graph.k[i])) if "{k}" in op.symbol else op.symbol
+    if op.symbol.startswith("{k}"):
+        return f"{symbol}{name(a)}"
+    if symbol.isalpha():
+        return f"{symbol}({name(a)})"
+    return f"-{name(a)}" if op is ops.NEG else f"{name(a)}{symbol}"
+
+
+def _constant_text(k: float | None) -> str:
+    if k is None:
+        return "?"
+    return str(int(k)) if math.isfinite(k) and k == int(k) else repr(k)
+
+
+def _formula(graph: RecordedGraph, i: int, p: int, name: Callable[[int], str]) -> str:
+    """` (1/x)`: the derivative as the op table writes it, for the parent at position p."""
+    op = graph.op[i]
+    if op is None:
+        return ""
+    which = 0 if graph.a[i] == p else 1
+    values = {"a": name(graph.a[i]), "b": name(graph.b[i]) if graph.b[i] != LEAF else "",
+              "k": _constant_text(graph.k[i]), "out": name(i)}
     try:
-        torch = import_torch()
-    except ImportError as error:
-        return str(error)
-    mirror = TorchMirror(torch)
-    replay_ns = dict(ns)
-    copies: dict[int, Any] = {}  # one copy of a list however many names hold it
-    for name in program.read_names:
-        if name in replay_ns:
-            replay_ns[name] = mirror.anything(replay_ns[name], copies)
-    return TorchReplay(torch, mirror, replay_ns, random.getstate())
+        return f" ({op.formulas[which].format(**values)})"
+    except (IndexError, KeyError):
+        return ""
 
 
-def run_torch_replay(replay: TorchReplay, cell: Any, options: Any, recorder: Any,
-                     earlier: dict[str, Value]) -> tuple[dict[int, Any], Any, dict[str, Any]]:
-    """Run the same compiled cell on float64 tensors. Returns id(engine node) -> its torch
-    twin (a tensor whose .grad torch filled in), torch's root, and the labelled tensors by
-    label (for Values the cell labelled itself: `Value(2.0, label="a")`)."""
-    from micrograd_magics import cell as cells
-
-    torch = replay.torch
-    twin = TorchRecorder(torch)
-    twin.labels.update(replay.mirror.labels)
-    by_label: dict[str, Any] = {}
-
-    def tensor_value(data: float, label: str = "", *args: Any, **kwargs: Any) -> Any:
-        tensor = twin.new_leaf(float(data), label)
-        if not label:
-            del twin.labels[id(tensor)]
-        else:
-            by_label[label] = tensor
-        return tensor
-
-    if replay.ns.get("Value") is Value:  # the lecture's explicit `Value(2.0, label='a')`
-        replay.ns["Value"] = tensor_value
-    learner_class = getattr(recorder, "cls", None)
-    if learner_class is not None:  # the same on their class: Value(data, _children, _op, label)
-        def learner_value(data: float, *args: Any, label: str = "", **kwargs: Any) -> Any:
-            return tensor_value(data, label if isinstance(label, str) else "")
-
-        for name in [n for n, obj in replay.ns.items() if obj is learner_class]:
-            replay.ns[name] = learner_value
-    # their Values from earlier cells: torch cannot rebuild the graph behind them
-    theirs_before = sorted(n for n in cell.program.read_names if learner_class is not None
-                           and isinstance(replay.ns.get(n), learner_class))
-    after_engine = random.getstate()
-    random.setstate(replay.random_state)  # the same draws: engine.nn weights come out equal
-    saved_nn_value = engine.nn.Value
-    engine.nn.Value = replay.mirror.leaf  # an MLP built in the cell gets tensor parameters
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            # the cell's prints were shown once, by the engine run
-            twin_earlier = cells.execute(cell.code, cell.program, replay.ns, replay.ns, twin,
-                                         torch_functions(torch), twin.new_leaf)
-        if theirs_before and any(isinstance(replay.ns.get(n), learner_class)
-                                 for n in cell.program.assigned):
-            read = [n for n in theirs_before if n not in cell.program.assigned] or theirs_before
-            raise ReplayFailed(
-                f"torch cannot replay {', '.join(read)}: made by your {learner_class.__name__} "
-                f"class in an earlier cell (compute them in this cell to compare with torch)")
-        if options.root:
-            root = replay.ns.get(options.root)
-        else:
-            root = twin.last_value
-        if not isinstance(root, torch.Tensor) or not root.requires_grad:
-            raise ReplayFailed("the replay's root is not a tensor that requires grad")
-        root.backward()
-    except ReplayFailed:
-        raise
-    except Exception as error:
-        line = cell_line(sys.exc_info()[2], cell.filename)
-        text = linecache.getline(cell.filename, line).strip() if line else ""
-        where = f" at line {line} ({text})" if line else ""
-        raise ReplayFailed(f"torch replay failed{where}: {type(error).__name__}: {error}") from None
-    finally:
-        engine.nn.Value = saved_nn_value
-        random.setstate(after_engine)
-    twins: dict[int, Any] = dict(replay.mirror.tensors)
-    for name, leaf in earlier.items():
-        twins[id(leaf)] = twin_earlier.get(name)
-    # both runs label nodes in the same order: the i-th labelled Value is the i-th tensor
-    for ours, theirs in zip(recorder.labelled, twin.labelled):
-        twins[id(ours)] = theirs
-    return twins, root, by_label
-
-
-def compare(result: Any, order: list[Value], cell: Any, options: Any, recorder: Any,
-            earlier: dict[str, Value], replay: TorchReplay | str | None,
-            snapshot: tuple[dict[str, Any], Any] | None = None) -> None:
-    """Add the torch and/or numeric columns to the result and its model."""
-    notes: list[str] = []
-    torch_grads = None
-    if options.torch:
-        if isinstance(replay, str):
-            notes.append(replay)
-        elif replay is not None:
-            try:
-                twins, torch_root, by_label = run_torch_replay(replay, cell, options, recorder,
-                                                               earlier)
-                for node in order:  # labelled by the cell itself, not by our recorder
-                    key = id(getattr(node, "obj", node))  # their class: the object behind
-                    if key not in twins and node.label in by_label:
-                        twins[key] = by_label[node.label]
-            except ReplayFailed as error:
-                notes.append(f"{error}; the engine's result is shown without torch")
-            else:
-                torch_grads = {node_id: grad_of(t) for node_id, t in twins.items()}
-                if options.torch_graph:
-                    names = {id(order[int(r["id"][1:])]): r["name"] for r in result.graph["nodes"]}
-                    result.graph["torch_graph"] = torch_graph_model(torch_root, twins, names)
-    numeric = None
-    learner_class = getattr(recorder, "cls", None)
-    if options.check == "numeric" and learner_class is not None:
-        runs = 2 * len(recorder.leaves)  # the cell runs again per leaf, nudged up and down
-        if runs * len(order) > NUMERIC_BUDGET:
-            notes.append(f"--check numeric skipped: {len(recorder.leaves)} leaves would run "
-                         f"the cell {runs} more times over {len(order)} nodes (--torch "
-                         f"compares in one run)")
-        else:
-            numeric = numeric_by_rerun(cell, options, recorder, snapshot)
-    elif options.check == "numeric":
-        leaves = [n for n in order if not n._op and n.label]
-        if len(order) * len(leaves) > NUMERIC_BUDGET:
-            notes.append(f"--check numeric skipped: {len(leaves)} leaves x {len(order)} nodes "
-                         f"is too many evaluations")
-        else:
-            numeric = numeric_gradients(result.root, order, leaves)
-    failing = add_comparison(result.graph, order, torch_grads=torch_grads, numeric=numeric,
-                             rtol=options.rtol, atol=options.atol, notes=notes)
-    rows = result.graph["compare"]["rows"]
-    if torch_grads is not None:
-        result.torch_grads = {r["label"]: as_float(r["torch"]) for r in rows}
-    if numeric is not None:
-        result.numeric_grads = {r["label"]: as_float(r["numeric"]) for r in rows
-                                if r.get("numeric") is not None}
-    result.mismatches = failing
-    steps = getattr(result, "learner_steps", None)
-    if steps and torch_grads is not None and failing:
-        from micrograd_magics.foreign import first_failing_step
-
-        wrong = {id(getattr(order[int(r["id"][1:])], "obj", None)): as_float(r["torch"])
-                 for r in rows if not r["ok"]}
-        first = first_failing_step(steps, wrong, rtol=options.rtol, atol=options.atol)
-        if first:
-            result.graph["compare"]["first_failure"] = first
-            notes.insert(0, f"first failing step: {first}")
-    result.warnings.extend(notes)
-
-
-def numeric_by_rerun(cell: Any, options: Any, recorder: Any,
-                     snapshot: tuple[dict[str, Any], Any] | None,
-                     step: float = 1e-6) -> dict[int, float]:
-    """d root / d leaf by central differences for a learner's class, whose ops we cannot
-    re-evaluate ourselves: the cell runs again (in a copy of the namespace from before the
-    run) with one leaf nudged up, then down. id(leaf) -> estimate."""
-    from micrograd_magics import cell as cells
-    from micrograd_magics.foreign import ForeignRecorder, bare_functions
-
-    if snapshot is None:
-        return {}
-    state = random.getstate()
-    estimates = {}
-
-    def run(target: int, delta: float) -> float:
-        class Nudged(ForeignRecorder):
-            count = -1
-
-            def leaf(self, number: float, label: str) -> Any:
-                Nudged.count += 1
-                return super().leaf(number + (delta if Nudged.count == target else 0.0), label)
-
-        twin = Nudged(recorder.cls)
-        ns = dict(snapshot[0])
-        random.setstate(snapshot[1])
-        cells.execute(cell.code, cell.program, ns, ns, twin, bare_functions(recorder.cls),
-                      twin.new_leaf)
-        root = ns.get(options.root) if options.root else twin.last_value
-        return float(root.data)
-
-    try:
-        for index, leaf in enumerate(recorder.leaves):
-            h = step * max(1.0, abs(float(leaf.data)))
-            estimates[id(leaf)] = (run(index, h) - run(index, -h)) / (2 * h)
-    finally:
-        random.setstate(state)
-    return estimates
-
-
-def torch_graph_model(root: Any, twins: dict[int, Any], names: dict[int, str],
-                      limit: int = 400) -> dict[str, Any]:
+def torch_graph_model(run: TorchRun, names: dict[int, str], limit: int = 400) -> dict[str, Any]:
     """torch's own autograd graph (MulBackward0, AccumulateGrad, ...), each node labelled
     with the name of the engine node it computes, where there is one."""
     maps_to: dict[int, str] = {}
-    for node_id, tensor in twins.items():
-        if tensor is not None and node_id in names:
+    for i, tensor in enumerate(run.tensors or ()):
+        if i in names:
             key = tensor.grad_fn if tensor.grad_fn is not None else tensor
-            maps_to[id(key)] = names[node_id]
+            maps_to[id(key)] = names[i]
     nodes: list[dict[str, str]] = []
     edges: list[tuple[Any, Any]] = []
     seen: dict[int, str] = {}
-    stack = [root.grad_fn]
+    stack = [run.root.grad_fn]
     while stack and len(nodes) < limit:
         fn = stack.pop()
         if fn is None or id(fn) in seen:

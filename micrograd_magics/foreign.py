@@ -348,23 +348,3 @@ def describe(node: ForeignNode) -> str:
     else:
         expression = op
     return f"{node.label} = {expression}" if node.label else expression
-
-
-def first_failing_step(steps: list[BackwardStep], wrong: dict[int, float], *,
-                       rtol: float = 1e-9, atol: float = 1e-12) -> str | None:
-    """The first rule whose last write to a gradient left it wrong (id(obj) -> torch's value).
-    A rule that wrote the right value is not blamed: the gradient can still end up wrong
-    when their backward() runs the rules in another order than the replay."""
-    last_write: dict[int, int] = {}
-    for i, step in enumerate(steps):
-        for update in step.updates:
-            last_write[id(update.parent)] = i
-    for i, step in enumerate(steps):
-        for update in step.updates:
-            parent = update.parent
-            expected = wrong.get(id(parent.obj))  # type: ignore[attr-defined]
-            if (expected is not None and last_write[id(parent)] == i
-                    and not _agrees(update.after, expected, rtol, atol)):
-                return (f"the rule of node `{describe(step.node)}` set "  # type: ignore[arg-type]
-                        f"{parent.label or '?'}.grad to {update.after!r}; torch says {expected!r}")
-    return None

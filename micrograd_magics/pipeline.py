@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import math
-import random
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import engine
 from engine import Value
 from micrograd_magics import cell as cells
 from micrograd_magics import compare as checks
-from micrograd_magics import foreign
+from micrograd_magics import foreign, replay
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model, labelled_positions
 from micrograd_magics.result import AutogradResult
@@ -92,12 +91,10 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     else:
         recorder = foreign.ForeignRecorder(learner_class)
         functions = foreign.bare_functions(learner_class)
-    replay = checks.prepare_torch_replay(ns, cell.program) if options.torch else None
-    snapshot = (dict(ns), random.getstate()) if learner_class and options.check else None
     guard = foreign.checked_operators(learner_class) if learner_class else contextlib.nullcontext()
     try:
         with guard:
-            earlier = cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
+            cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
                                     functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
         raise UsageError(f"{at_line(cell.filename)}{error}") from None
@@ -113,8 +110,11 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         raise UsageError(str(error)) from None
     except Exception:
         raise their_failure() from None
-    if options.torch or options.check:
-        checks.compare(result, order, cell, options, recorder, earlier, replay, snapshot)
+    if options.torch or options.check:  # on the recorded graph: the cell ran once, above
+        graph = (replay.from_engine(order) if learner_class is None
+                 else replay.from_learner(order))
+        checks.compare(result, graph, options, learner=learner_class is not None,
+                       steps=result.learner_steps)
     return result
 
 
@@ -225,7 +225,9 @@ def differentiate_learner_class(root: Any, recorder: foreign.ForeignRecorder, ns
     small = len(order) <= options.max_nodes
     steps, notes = None, []
     if options.backward:
-        steps, notes = foreign.run_backward(root_node, order, record_steps=small)
+        # the first-wrong-rule check of --torch reads the steps of their closures
+        steps, notes = foreign.run_backward(root_node, order,
+                                            record_steps=small or options.torch)
     else:
         foreign.set_grads(order, [0.0] * len(order))
     if not options.accumulate:

@@ -39,6 +39,7 @@ class AutogradResult:
         self.torch_grads: dict[str, float] = {}
         self.numeric_grads: dict[str, float] = {}
         self.mismatches: list[str] = []
+        self.learner_steps: list[Any] | None = None  # --engine: their closures, replayed
         self._rendered: Any = None  # render.Rendered, once laid out
         self._torch_svg: str | None = None
         self._render_error: str | None = None

@@ -485,39 +485,18 @@ y = double(a)
 L = y * a"""
 
 
-def test_a_failed_replay_names_the_line_and_keeps_the_engines_result(shell):
+def test_a_cell_that_checks_the_value_type_is_compared(shell):
+    # the old replay ran this cell on tensors and failed; the recorded graph replays as is
     result = autograd(shell, TYPE_CHECK)
     assert result.grads["a"] == 12.0  # L = 2a * a
-    assert result.grads["y"] == 3.0
-    assert result.torch_grads == {}
-    assert result.mismatches == []
-    [warning] = result.warnings
-    assert warning.startswith("torch replay failed")
-    # line 1 is the %%autograd line: the cell's third line is line 4 of what the user sees
-    assert "line 4" in warning
-    assert 'raise TypeError("double() wants a Value")' in warning
-    assert "double() wants a Value" in warning
-    assert "engine's result is shown" in warning
-    assert "torch replay failed" in repr(result)
+    assert result.torch_grads["a"] == 12.0 and result.torch_grads["y"] == 3.0
+    assert result.mismatches == [] and result.warnings == []
     assert type(shell.user_ns["L"]) is Value and shell.user_ns["L"].data == 18.0
 
 
-def test_a_branch_on_the_value_type_fails_the_replay_only(shell):
+def test_a_branch_on_the_value_type_is_compared(shell):
     cell = ("from engine import Value\na = 3.0\ny = a * 2\n"
             "z = y if isinstance(y, Value) else undefined_name\nL = z * a")
     result = autograd(shell, cell)
-    assert result.grads["a"] == 12.0
-    [warning] = result.warnings
-    assert "torch replay failed at line 5" in warning
-    assert "undefined_name" in warning and "NameError" in warning
-
-
-def test_a_failed_replay_leaves_random_state_and_namespace(shell):
-    cell = "import random\nnoise = random.random()\n" + TYPE_CHECK
-    random.seed(7)
-    autograd(shell, cell, "")
-    plain = (random.random(), shell.user_ns["noise"])
-    random.seed(7)
-    result = autograd(shell, cell)
-    assert result.warnings and "torch replay failed" in result.warnings[0]
-    assert (random.random(), shell.user_ns["noise"]) == plain
+    assert result.grads["a"] == 12.0 and result.torch_grads["a"] == 12.0
+    assert result.warnings == []
