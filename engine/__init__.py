@@ -17,6 +17,7 @@ from engine.autodiff import (
     backward,
     backward_steps,
     local_gradients,
+    observing_backward,
     topological_order,
     zero_grad,
     zeroed_backward,
@@ -26,9 +27,8 @@ from engine.value import Value, as_constant
 
 __all__ = [
     "BackwardStep", "GradUpdate", "Op", "Value", "apply_rule", "backward", "backward_steps",
-    "cos", "exp", "local_gradients", "log", "relu", "sigmoid", "sin", "sqrt", "tanh",
-    "topological_order",
-    "zero_grad", "zeroed_backward",
+    "cos", "exp", "local_gradients", "log", "observing_backward", "relu", "sigmoid", "sin",
+    "sqrt", "tanh", "topological_order", "zero_grad", "zeroed_backward",
 ]
 
 

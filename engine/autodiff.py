@@ -9,8 +9,9 @@ from the same rule text (`print(engine.autodiff.BACKWARD_SOURCE)` shows it).
 from __future__ import annotations
 
 import ast
+import contextlib
 import linecache
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from engine import ops
@@ -100,6 +101,26 @@ def topological_order(root: Value) -> list[Value]:
     return order
 
 
+BackwardObserver = Callable[[Value, list[Value]], None]
+_observers: list[BackwardObserver] = []
+
+
+@contextlib.contextmanager
+def observing_backward(observer: BackwardObserver) -> Iterator[None]:
+    """Call `observer(root, order)` after every `backward(root)` inside the block.
+
+    `order` is root's graph in the order the rules ran (root first, every node before its
+    parents), from the walk backward made anyway: an observer that wants the leaves or
+    the gradients need not walk the graph again. Without observers backward runs its
+    usual walk, which records nothing.
+    """
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
+
+
 def backward(root: Value, order: list[Value] | None = None) -> None:
     """Seed root.grad with 1.0 and add each node's contribution into its parents' grads.
 
@@ -114,13 +135,19 @@ def backward(root: Value, order: list[Value] | None = None) -> None:
     root.grad = 1.0
     if order is not None:
         _run_rules(reversed(order))
-        return
-    try:
-        _count_users(root)
-        _walk_running_rules(root)
-    except BaseException:
-        _reset_users(root)
-        raise
+        ran = order[::-1] if _observers else order
+    else:
+        try:
+            _count_users(root)
+            if not _observers:
+                _walk_running_rules(root)
+                return
+            ran = _walk_running_rules_recording(root)
+        except BaseException:
+            _reset_users(root)
+            raise
+    for observer in list(_observers):
+        observer(root, ran)
 
 
 def zeroed_backward(root: Value) -> list[Value]:

@@ -6,7 +6,12 @@ What the transform does to a cell (and documents in `%%autograd?`):
   `w[1]`; a name the cell reads that holds a plain number from an earlier cell becomes a
   leaf for this run only (the user's variable is put back afterwards).
 - counts stay numbers: a name the cell uses inside `range(...)` or as an index or slice
-  (`w[i]`, `xs[:n]`) is never made a leaf.
+  (`w[i]`, `xs[:n]`) is never made a leaf; nor is a name used to update a `.data` or
+  `.grad` (`lr` in `w.data -= lr * w.grad`): a training step stays plain arithmetic.
+- a cell that builds its own Values (`a = Value(2.0, label='a')`, as the lecture writes
+  it) lifts nothing: its numbers stay numbers, as they would without the magic.
+- a Value stored into `.data` or `.grad` is refused with a one-line message before the
+  assignment happens (`.data` holds a plain number).
 - labels: every assignment to a name (also inside loops and ifs) labels a still
   unlabelled Value with that name; the intermediate results of module-level statements
   are labelled with their own source text (`x1*w1 + x2*w2`), unless labels="names".
@@ -28,7 +33,7 @@ from engine.nn import Module
 HELPER = "__autograd_cell__"
 """The one name the transformed code uses to reach us; removed again after the run."""
 
-BARE_FUNCTIONS = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt")
+BARE_FUNCTIONS = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt", "sin", "cos")
 
 
 def _is_number_literal(node: ast.expr) -> bool:
@@ -51,11 +56,29 @@ def _count_names_in(node: ast.AST) -> set[str]:
 _SEQUENCES = (ast.List, ast.Tuple, ast.ListComp, ast.Constant)
 
 
+_NUMBER_SLOTS = ("data", "grad")
+
+
+def _stores_a_number_slot(node: ast.AST) -> bool:
+    """`w.data = ...`, `p.data -= ...`, `x.grad = ...`: an assignment into a Value's number."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    else:
+        return False
+    return any(isinstance(t, ast.Attribute) and t.attr in _NUMBER_SLOTS for t in targets)
+
+
 def count_names(tree: ast.AST) -> set[str]:
     """Names used where a count goes: inside range(...), as an index or slice, or as the
-    repeat of a sequence (`[0.0] * n`)."""
+    repeat of a sequence (`[0.0] * n`); and names that update a `.data`/`.grad` (`lr` in
+    `w.data -= lr * w.grad`), which must stay plain numbers too."""
     counts: set[str] = set()
     for node in ast.walk(tree):
+        if _stores_a_number_slot(node) and node.value is not None:  # type: ignore[attr-defined]
+            counts |= {n.id for n in ast.walk(node.value)  # type: ignore[attr-defined]
+                       if isinstance(n, ast.Name)}
         func = getattr(node, "func", None)
         if isinstance(node, ast.Call) and isinstance(func, ast.Name) and func.id == "range":
             for arg in node.args:
@@ -138,11 +161,52 @@ class CellProgram:
     read_names: set[str]  # names the cell reads (candidates for earlier-cell leaves)
     counts: set[str]  # names used as counts: never made leaves
     assigned: list[str]  # names the cell assigns, in order
+    lifts_numbers: bool = True  # False when the cell builds its own Values
 
 
-def transform(tree: ast.Module, source: str, *, source_labels: bool = True) -> CellProgram:
-    """Rewrite the parsed cell in place (see the module docstring); return the program facts."""
+def builds_values(tree: ast.AST, class_names: set[str]) -> bool:
+    """True when the cell calls a Value class itself: `Value(2.0)`, `engine.Value(2.0)`."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else (
+                func.attr if isinstance(func, ast.Attribute) else None)
+            if name in class_names:
+                return True
+    return False
+
+
+class _GuardNumberSlots(ast.NodeTransformer):
+    """`w.data -= expr` -> `w.data -= __autograd_cell__.number_for(expr, "w.data")`: a Value
+    going into `.data` or `.grad` is refused before the assignment changes anything."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def _guard(self, node: ast.stmt) -> ast.stmt:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+        slot = next((t for t in targets if isinstance(t, ast.Attribute)
+                     and t.attr in _NUMBER_SLOTS), None)
+        if slot is not None and node.value is not None:  # type: ignore[attr-defined]
+            text = ast.get_source_segment(self.source, slot) or slot.attr
+            node.value = ast.copy_location(  # type: ignore[attr-defined]
+                _call_helper("number_for", node.value, ast.Constant(text)),  # type: ignore[attr-defined]
+                node.value)  # type: ignore[attr-defined]
+        return node
+
+    def visit_Assign(self, node: ast.Assign) -> ast.stmt:
+        return self._guard(node)
+
+    visit_AugAssign = visit_AnnAssign = visit_Assign  # type: ignore[assignment]
+
+
+def transform(tree: ast.Module, source: str, *, source_labels: bool = True,
+              value_classes: set[str] | None = None) -> CellProgram:
+    """Rewrite the parsed cell in place (see the module docstring); return the program facts.
+    `value_classes`: the names of the Value class in use (a cell calling one lifts nothing)."""
+    lifts = not builds_values(tree, value_classes or {"Value"})
     counts = count_names(tree)
+    _GuardNumberSlots(source).visit(tree)
     leaf_names: list[str] = []
     assigned: list[str] = []
 
@@ -163,7 +227,8 @@ def transform(tree: ast.Module, source: str, *, source_labels: bool = True) -> C
                 names = _assigned_names(targets)
                 assigned.extend(names)
                 if top and stmt.value is not None:
-                    if not _make_leaves(stmt, names, counts, leaf_names) and source_labels:
+                    made = lifts and _make_leaves(stmt, names, counts, leaf_names)
+                    if not made and source_labels:
                         stmt.value = _SourceLabels(source).inside(stmt.value)
                 out.append(stmt)
                 out.extend(label_statements(names, stmt))
@@ -191,7 +256,7 @@ def transform(tree: ast.Module, source: str, *, source_labels: bool = True) -> C
     ast.fix_missing_locations(tree)
     read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return CellProgram(code=None, leaf_names=leaf_names, read_names=read - {HELPER},
-                       counts=counts, assigned=list(dict.fromkeys(assigned)))
+                       counts=counts, assigned=list(dict.fromkeys(assigned)), lifts_numbers=lifts)
 
 
 def _make_leaves(stmt: ast.stmt, names: list[str], counts: set[str], leaf_names: list[str]) -> bool:
@@ -305,6 +370,14 @@ class CellRecorder:
             self.last_value = value
         return value
 
+    def number_for(self, value: Any, target: str) -> Any:
+        """What the cell stores into `target` (`w.data`), unless it is a Value."""
+        if self.is_value(value):
+            raise TypeError(
+                f"{target} would become a Value: .{target.rpartition('.')[2]} holds a plain "
+                f"number. Compute the update from numbers (a Value's number is its .data)")
+        return value
+
 
 def plain_number(x: object) -> bool:
     """True for an int or float (numpy scalars too) but not a bool."""
@@ -336,7 +409,7 @@ def execute(code: Any, program: CellProgram, ns: dict[str, Any], global_ns: dict
         name: f for name, f in functions.items() if name not in ns or callable(ns[name])}}
     earlier = {}
     for name in sorted(program.read_names - program.counts):
-        if name in ns and plain_number(ns[name]):
+        if program.lifts_numbers and name in ns and plain_number(ns[name]):
             injected[name] = earlier[name] = make_leaf(ns[name], name)
     for name in sorted(program.read_names):
         if isinstance(ns.get(name), Module):  # a model from an earlier cell

@@ -73,10 +73,17 @@ def explain(error: BaseException, line: str) -> BaseException:
     call = _FOREIGN_CALL.search(line)
     if call and ("real number" in message or "Value" in message):
         module, name = call.groups()
-        bare = name if name in ("tanh", "exp", "log", "relu", "sigmoid", "sqrt") else "tanh"
+        bare = ("tanh", "exp", "log", "relu", "sigmoid", "sqrt", "sin", "cos")
+        if name in bare:
+            advice = f"use the bare {name}(x) or x.{name}()"
+        elif name in ("fabs", "abs"):
+            advice = "use abs(x)"
+        else:
+            advice = (f"the graph has no {name}: write it with the ops there are "
+                      f"({', '.join(bare)}, + - * / **)")
         return TypeError(
             f"{module}.{name}() got a Value and cannot record a gradient. Inside %%autograd "
-            f"use the bare {bare}(x) (also exp, log, relu, sigmoid, sqrt).")
+            f"{advice}.")
     if "Value" in message and ("cannot be interpreted as an integer" in message
                                or "indices must be" in message or "non-int" in message):
         return TypeError(
@@ -91,7 +98,8 @@ def explain(error: BaseException, line: str) -> BaseException:
             return TypeError(
                 f"{message}: Python tries {number}.{dunder.replace('__r', '__', 1)} first, "
                 f"then {theirs}.{dunder}; your {theirs} class has no {dunder}. Add "
-                f"`def {dunder}(self, other): ...` (for + and *: `return self {symbol} other`)")
+                f"`def {dunder}(self, other): {_REFLECTED_BODY[dunder]}` "
+                f"(other {symbol.split()[0]} self)")
     return error
 
 
@@ -99,6 +107,10 @@ _UNSUPPORTED = re.compile(r"unsupported operand type\(s\) for ([^:]+): '(\w+)' a
 _NUMBER_TYPES = {"int", "float"}
 _REFLECTED = {"+": "__radd__", "*": "__rmul__", "-": "__rsub__", "/": "__rtruediv__",
               "** or pow()": "__rpow__"}
+_REFLECTED_BODY = {  # each computes `other <op> self`, with the ops micrograd's Value has
+    "__radd__": "return self + other", "__rmul__": "return self * other",
+    "__rsub__": "return (-self) + other", "__rtruediv__": "return self**-1 * other",
+    "__rpow__": "return type(self)(other) ** self"}
 
 
 def cell_line(tb: types.TracebackType | None, filename: str) -> int | None:

@@ -6,7 +6,7 @@ import ast
 import contextlib
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -70,7 +70,9 @@ def compile_cell(shell: Any, body: str, header: str, options: Options) -> Compil
     source = offset + "\n" * max(dropped, 0) + transformed
     try:
         tree = ast.parse(source, filename)
-        program = cells.transform(tree, source, source_labels=options.labels == "all")
+        value_classes = {"Value", *([options.engine.rpartition(".")[2]] if options.engine else [])}
+        program = cells.transform(tree, source, source_labels=options.labels == "all",
+                                  value_classes=value_classes)
         code = compile(tree, filename, "exec", flags=shell.compile.flags, dont_inherit=True)
     except SyntaxError:
         raise rethrow_as_cell_failure(filename) from None
@@ -92,8 +94,11 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         recorder = foreign.ForeignRecorder(learner_class)
         functions = foreign.bare_functions(learner_class)
     guard = foreign.checked_operators(learner_class) if learner_class else contextlib.nullcontext()
+    backward_calls = LastBackward()
+    watch = engine.observing_backward(backward_calls) if learner_class is None else (
+        contextlib.nullcontext())
     try:
-        with guard:
+        with guard, watch:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
                                     functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
@@ -101,21 +106,66 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     except Exception:
         raise rethrow_as_cell_failure(cell.filename) from None
     root = pick_root(ns, recorder, cell.program, options)
-    try:
-        if learner_class is None:
-            result, order = differentiate(root, ns, options)
-        else:
-            result, order = differentiate_learner_class(root, recorder, ns, options)
-    except foreign.LearnerEngineError as error:
-        raise UsageError(str(error)) from None
-    except Exception:
-        raise their_failure() from None
-    if options.torch or options.check:  # on the recorded graph: the cell ran once, above
-        graph = (replay.from_engine(order) if learner_class is None
-                 else replay.from_learner(order))
-        checks.compare(result, graph, options, learner=learner_class is not None,
-                       steps=result.learner_steps)
+    # a training step after the root's backward (w.data -= lr * w.grad) changed its leaves:
+    # the graph is shown, differentiated and checked with the values it was computed from
+    with backward_calls.leaves_as_computed(root) as changed:
+        try:
+            if learner_class is None:
+                result, order = differentiate(root, ns, options)
+            else:
+                result, order = differentiate_learner_class(root, recorder, ns, options)
+        except foreign.LearnerEngineError as error:
+            raise UsageError(str(error)) from None
+        except Exception:
+            raise their_failure() from None
+        if changed:
+            result.warnings.append(changed_leaves_note(changed, root))
+        if options.torch or options.check:  # on the recorded graph: the cell ran once
+            graph = (replay.from_engine(order) if learner_class is None
+                     else replay.from_learner(order))
+            checks.compare(result, graph, options, learner=learner_class is not None,
+                           steps=result.learner_steps)
     return result
+
+
+class LastBackward:
+    """Observes the cell's `backward()` calls (engine.observing_backward) and keeps, for
+    the latest one, its root and the values its leaves had then."""
+
+    def __init__(self) -> None:
+        self.root: Any = None
+        self.leaves: list[tuple[Value, float]] = []
+
+    def __call__(self, root: Value, order: list[Value]) -> None:
+        self.root = root
+        self.leaves = [(node, node.data) for node in order if node._a is None]
+
+    @contextlib.contextmanager
+    def leaves_as_computed(self, root: Any) -> Iterator[list[tuple[Value, float]]]:
+        """While the block runs, the leaves of root's graph hold the values they had at its
+        last backward(), if they changed since; the block gets the changed ones."""
+        if root is not self.root:
+            yield []
+            return
+        changed = [(leaf, then) for leaf, then in self.leaves
+                   if leaf.data != then and not (leaf.data != leaf.data and then != then)]
+        now = [leaf.data for leaf, _ in changed]
+        for leaf, then in changed:
+            leaf.data = then
+        try:
+            yield changed
+        finally:
+            for (leaf, _), value in zip(changed, now):
+                leaf.data = value
+
+
+def changed_leaves_note(changed: list[tuple[Value, float]], root: Any) -> str:
+    names = [leaf.label for leaf, _ in changed if leaf.label]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    root_name = getattr(root, "label", "") or "the root"
+    return (f"{len(changed)} lea{'ves' if len(changed) != 1 else 'f'} changed after "
+            f"{root_name}.backward() ({shown or 'unnamed'}: a training step?): the graph shows "
+            f"the values {root_name} was computed from; your variables keep their new values")
 
 
 def their_failure() -> BaseException:
