@@ -77,8 +77,11 @@ def count_names(tree: ast.AST) -> set[str]:
     counts: set[str] = set()
     for node in ast.walk(tree):
         if _stores_a_number_slot(node) and node.value is not None:  # type: ignore[attr-defined]
-            counts |= {n.id for n in ast.walk(node.value)  # type: ignore[attr-defined]
-                       if isinstance(n, ast.Name)}
+            value = node.value  # type: ignore[attr-defined]
+            owners = {id(a.value) for a in ast.walk(value) if isinstance(a, ast.Attribute)}
+            # `lr` in `lr * w.grad`, not `w`: the Value whose number is read stays one
+            counts |= {n.id for n in ast.walk(value)
+                       if isinstance(n, ast.Name) and id(n) not in owners}
         func = getattr(node, "func", None)
         if isinstance(node, ast.Call) and isinstance(func, ast.Name) and func.id == "range":
             for arg in node.args:
@@ -198,6 +201,12 @@ class _GuardNumberSlots(ast.NodeTransformer):
         return self._guard(node)
 
     visit_AugAssign = visit_AnnAssign = visit_Assign  # type: ignore[assignment]
+
+    # code that runs later, after the helper is gone (a class's own `self.data = data`)
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.stmt:
+        return node
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = visit_FunctionDef  # type: ignore[assignment]
 
 
 def transform(tree: ast.Module, source: str, *, source_labels: bool = True,

@@ -13,6 +13,7 @@ import functools
 import importlib
 import inspect
 import math
+import re
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -25,9 +26,12 @@ class LearnerEngineError(Exception):
     """The learner's class did something the magic cannot work with; the message says what."""
 
 
-def resolve(name: str, ns: dict[str, Any]) -> type:
-    """The class NAME names: a name in the notebook, or a dotted import path."""
+def resolve(name: str, ns: dict[str, Any], cell: str = "") -> type:
+    """The class NAME names: a name in the notebook, or a dotted import path. A cell that
+    defines the class itself (`class Value:` at its top) gets a stand-in until it has."""
     obj = ns.get(name)
+    if obj is None and re.search(rf"^class\s+{re.escape(name)}\b", cell, re.M):
+        return type(name, (), {"__doc__": "stands in until the cell defines the class"})
     if obj is None and "." in name:
         module_name, _, attr = name.rpartition(".")
         try:
@@ -47,14 +51,22 @@ class ForeignRecorder(CellRecorder):
     """The cell's recorder on the learner's class; labels go on `.label` where the class
     accepts one, else they are kept here."""
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, ns: dict[str, Any] | None = None,
+                 name: str | None = None) -> None:
         super().__init__()
         self.cls = cls
+        self.ns, self.name = ns, name  # where the class lives: the cell may define it anew
         self.labels: dict[int, str] = {}
         self.keep: list[Any] = []  # labelled objects stay alive, so their ids stay theirs
 
     def is_value(self, x: Any) -> bool:
-        return isinstance(x, self.cls)
+        if isinstance(x, self.cls):
+            return True
+        current = self.ns.get(self.name) if self.ns is not None and self.name else None
+        if isinstance(current, type) and current is not self.cls and isinstance(x, current):
+            self.cls = current  # the cell redefined their class (`class Value: ...`): follow it
+            return True
+        return False
 
     def new_leaf(self, number: float, label: str) -> Any:
         try:

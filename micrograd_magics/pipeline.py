@@ -84,14 +84,14 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     the result."""
     ns = shell.user_ns
     try:
-        learner_class = foreign.resolve(options.engine, ns) if options.engine else None
+        learner_class = foreign.resolve(options.engine, ns, body) if options.engine else None
     except foreign.LearnerEngineError as error:
         raise UsageError(str(error)) from None
     cell = compile_cell(shell, body, header, options)
     if learner_class is None:
         recorder, functions = cells.CellRecorder(), cells.bare_functions()
     else:
-        recorder = foreign.ForeignRecorder(learner_class)
+        recorder = foreign.ForeignRecorder(learner_class, ns, options.engine)
         functions = foreign.bare_functions(learner_class)
     guard = foreign.checked_operators(learner_class) if learner_class else contextlib.nullcontext()
     backward_calls = LastBackward()

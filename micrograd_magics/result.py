@@ -54,10 +54,26 @@ class AutogradResult:
                 for n in self.graph["nodes"] if n["label"]]
 
     def text_table(self) -> str:
-        rows = [("label", "data", "grad"), *self.table_rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
+        """label, data, grad per named node; with a check, its column(s) and ✓/✗ too."""
+        head = ["label", "data", "grad"]
+        rows = [list(r) for r in self.table_rows()]
+        compare = self.graph.get("compare") or {}
+        columns = [str(c) for c in compare.get("columns") or []]
+        if columns and compare.get("rows"):
+            p = self.graph["precision"]
+            by_label = {r["label"]: r for r in compare["rows"] if r.get("label")}
+            head += [*columns, ""]
+            for row in rows:
+                checked = by_label.get(row[0])
+                for column in columns:
+                    value = checked.get(column) if checked else None
+                    row.append("—" if value is None else format_number(value, p))
+                row.append("" if checked is None else ("✓" if checked.get("ok") else "✗"))
+        table = [head, *rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+        lines = ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                           for i, cell in enumerate(r)).rstrip() for r in table]
+        lines.insert(1, "-" * max(len(line) for line in lines))
         return "\n".join(lines)
 
     def html_table(self) -> str:
