@@ -104,62 +104,95 @@ def _replay_node_by_node(torch: Any, graph: RecordedGraph) -> TorchRun:
     twins = torch_twins(torch)
     f64 = torch.float64
     tensors: list[Any] = []
+    append = tensors.append
     for i, op in enumerate(graph.op):
         if op is None:  # a leaf, or an unknown op standing in as a constant of its value
-            tensors.append(torch.tensor(graph.data[i], dtype=f64, requires_grad=True))
+            append(torch.tensor(graph.data[i], dtype=f64, requires_grad=True))
             continue
         b = graph.b[i]
-        tensor = twins[op](tensors[graph.a[i]], tensors[b] if b != LEAF else None, graph.k[i])
-        tensor.retain_grad()
-        tensors.append(tensor)
+        append(twins[op](tensors[graph.a[i]], tensors[b] if b != LEAF else None, graph.k[i]))
     root = tensors[-1]
-    root.backward()
-    values = [t.item() for t in tensors]
-    grads = [0.0 if t.grad is None else t.grad.item() for t in tensors]
-    return TorchRun(values, grads, tensors, root)
+    # every node's gradient in one call (retain_grad on each would hook every tensor), and
+    # the graph kept for --torch-graph
+    grads = torch.autograd.grad(root, tensors, allow_unused=True, retain_graph=True)
+    zero = torch.zeros((), dtype=f64)
+    with torch.no_grad():
+        values = torch.stack(tensors).tolist()
+    return TorchRun(values, torch.stack([zero if g is None else g for g in grads]).tolist(),
+                    tensors, root)
 
 
 def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth: int) -> TorchRun:
+    """Level by level: the nodes of one level, sorted by op, are one tensor; each op group
+    gathers its parents from the level tensors they live in. The bookkeeping is done with
+    index tensors too, so nothing here loops over the nodes in Python."""
     twins = torch_twins(torch)
-    f64, n = torch.float64, len(graph)
-    groups: dict[tuple[int, Op], list[int]] = {}
-    leaves = []
-    for i, op in enumerate(graph.op):
-        if op is None:
-            leaves.append(i)
-        else:
-            groups.setdefault((levels[i], op), []).append(i)
-    as_index = lambda positions: torch.tensor(positions, dtype=torch.long)  # noqa: E731
-    leaf_index = as_index(leaves)
-    leaf_values = torch.tensor([graph.data[i] for i in leaves], dtype=f64, requires_grad=True)
-    values = torch.zeros(n, dtype=f64).index_put((leaf_index,), leaf_values)
-    outputs: list[tuple[Any, Any]] = []
-    by_level: dict[int, list[tuple[Op, list[int]]]] = {}
-    for (level, op), positions in groups.items():
-        by_level.setdefault(level, []).append((op, positions))
-    for level in range(1, depth + 1):
-        placed_index, placed = [], []
-        for op, positions in by_level.get(level, ()):
-            a = values[as_index([graph.a[i] for i in positions])]
-            b = (values[as_index([graph.b[i] for i in positions])] if op.arity == 2 else None)
-            k = (torch.tensor([graph.k[i] for i in positions], dtype=f64)
-                 if op.arity == 1 else None)
-            out = twins[op](a, b, k)
-            out.retain_grad()
-            index = as_index(positions)
-            outputs.append((index, out))
-            placed_index.append(index)
-            placed.append(out)
-        if placed:
-            values = values.index_put((torch.cat(placed_index),), torch.cat(placed))
-    root = values[n - 1]
+    f64, long = torch.float64, torch.long
+    n = len(graph)
+    table = list(dict.fromkeys(op for op in graph.op if op is not None))
+    code = {op: c + 1 for c, op in enumerate(table)}  # 0: a leaf
+    width = len(table) + 1
+    level_t = torch.tensor(levels, dtype=long)
+    key = level_t * width + torch.tensor([code.get(op, 0) for op in graph.op], dtype=long)
+    order = torch.argsort(key, stable=True)  # sorted index -> position
+    rank = torch.empty(n, dtype=long)
+    rank[order] = torch.arange(n)  # position -> sorted index
+    group_keys, group_sizes = torch.unique_consecutive(key[order], return_counts=True)
+    level_sizes = torch.bincount(level_t, minlength=depth + 1)
+    level_start = torch.cumsum(level_sizes, 0) - level_sizes
+    offset = rank - level_start[level_t]  # position -> place in its level's tensor
+    a_t, b_t = torch.tensor(graph.a, dtype=long), torch.tensor(graph.b, dtype=long)
+    k_t = torch.tensor([math.nan if k is None else k for k in graph.k], dtype=f64)
+    data_t = torch.tensor(graph.data, dtype=f64)
+
+    tensors: list[Any] = []
+
+    def gather(parents: Any) -> Any:
+        """The parents' values (positions), from the level tensors they live in."""
+        parent_levels = level_t[parents]
+        by_level = torch.argsort(parent_levels, stable=True)
+        sources, counts = torch.unique_consecutive(parent_levels[by_level], return_counts=True)
+        offsets = offset[parents[by_level]]
+        if len(sources) == 1:
+            return tensors[int(sources[0])][offsets]
+        pieces, start = [], 0
+        for source, count in zip(sources.tolist(), counts.tolist()):
+            pieces.append(tensors[source][offsets[start:start + count]])
+            start += count
+        return torch.cat(pieces)[torch.argsort(by_level)]
+
+    groups = list(zip(group_keys.tolist(), group_sizes.tolist()))
+    start = 0
+    outs: list[Any] = []
+    current = 0
+    for group_key, size in groups + [(None, 0)]:
+        level = group_key // width if group_key is not None else None
+        if level != current:  # the level is complete: one tensor
+            tensor = torch.cat(outs) if len(outs) > 1 else outs[0]
+            if current == 0:
+                tensor = tensor.detach().requires_grad_(True)
+            else:
+                tensor.retain_grad()
+            tensors.append(tensor)
+            outs, current = [], level
+            if group_key is None:
+                break
+        positions = order[start:start + size]
+        start += size
+        if group_key % width == 0:  # leaves (and unknown ops, as constants)
+            outs.append(data_t[positions])
+            continue
+        op = table[group_key % width - 1]
+        a = gather(a_t[positions])
+        b = gather(b_t[positions]) if op.arity == 2 else None
+        k = k_t[positions] if "{k}" in op.symbol else None
+        outs.append(twins[op](a, b, k))
+    root = tensors[levels[n - 1]][int(offset[n - 1])]
     root.backward()
-    grads = torch.zeros(n, dtype=f64)
-    grads[leaf_index] = leaf_values.grad
-    for index, out in outputs:
-        if out.grad is not None:
-            grads[index] = out.grad
-    return TorchRun(values.detach().tolist(), grads.tolist(), None, root)
+    values = torch.cat([t.detach() for t in tensors])[rank]
+    grads = torch.cat([t.grad if t.grad is not None else torch.zeros_like(t)
+                       for t in tensors])[rank]
+    return TorchRun(values.tolist(), grads.tolist(), None, root)
 
 
 # --- finite differences on the recorded graph --------------------------------------------
@@ -271,9 +304,17 @@ def add_comparison(model: GraphModel, graph: RecordedGraph, checks: Checks, *, r
     columns = [c for c, d in (("torch", torch_run), ("numeric", numeric)) if d is not None]
     listed = {int(r["id"][1:]): r for r in model["nodes"]}
     grads = [float(node.grad) for node in graph.nodes]
+    # every node is compared; rows are made for the named ones and for those a quick scan
+    # cannot clear (a nan or inf fails the quick test and gets the exact one below)
+    candidates = {i for i, r in listed.items() if r["label"]}
+    if torch_run is not None:
+        candidates.update(_suspects(grads, torch_run.grads, rtol, atol))
+        candidates.update(_suspects(graph.data, torch_run.values, rtol, atol))
+    if numeric is not None:
+        candidates.update(numeric)
     rows: list[dict[str, Any]] = []
     unnamed_failing = 0
-    for i in range(len(graph)):
+    for i in sorted(candidates):
         record = listed.get(i)
         label = record["label"] if record else ""
         checkable = i not in checks.not_checkable
@@ -324,6 +365,13 @@ def add_comparison(model: GraphModel, graph: RecordedGraph, checks: Checks, *, r
         notes.append(f"--overwrite-grads: backward assigned (=) instead of adding (+=); "
                      f"{twice} reached twice, so only the last contribution was kept")
     return failing
+
+
+def _suspects(ours: list[float], theirs: list[float], rtol: float, atol: float) -> list[int]:
+    """Positions where ours and theirs are not plainly within tolerance (nan and inf
+    included: every comparison with nan is False)."""
+    return [i for i, (x, y) in enumerate(zip(ours, theirs))
+            if not abs(x - y) <= atol + rtol * abs(y)]
 
 
 # --- the first wrong rule ------------------------------------------------------------------

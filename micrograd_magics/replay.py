@@ -25,7 +25,6 @@ from typing import Any
 
 from engine import ops
 from engine.ops import Op
-from engine.value import constant
 
 LEAF = -1
 """The parent position of a missing parent."""
@@ -94,21 +93,15 @@ class RecordedGraph:
 def from_engine(order: Sequence[Any]) -> RecordedGraph:
     """The plan of our engine's graph (`order`: parents first, root last)."""
     position = {id(node): i for i, node in enumerate(order)}
-    op_of, a_of, b_of, k_of, data = [], [], [], [], []
-    for node in order:
-        op = node._op
-        if op:
-            op_of.append(op)
-            a_of.append(position[id(node._a)])
-            b_of.append(position[id(node._b)] if node._b is not None else LEAF)
-            k_of.append(constant(node))
-        else:
-            op_of.append(None)
-            a_of.append(LEAF)
-            b_of.append(LEAF)
-            k_of.append(None)
-        data.append(node.data)
-    return RecordedGraph(order, op_of, a_of, b_of, k_of, data)
+    where = position.__getitem__
+    # one comprehension per column: several times faster than one loop appending to five
+    op_of: list[Op | None] = [node._op or None for node in order]
+    a_of = [LEAF if node._a is None else where(id(node._a)) for node in order]
+    b_of = [LEAF if node._b is None else where(id(node._b)) for node in order]
+    # a one-parent op keeps its constant in _k (None for tanh, ...); `+`/`*` of two Values
+    # leave _k unset
+    k_of = [node._k if node._b is None and node._a is not None else None for node in order]
+    return RecordedGraph(order, op_of, a_of, b_of, k_of, [node.data for node in order])
 
 
 def learner_op(name: str, parents: int) -> tuple[Op | None, float | None]:

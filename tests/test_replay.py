@@ -493,3 +493,41 @@ def test_no_backward_with_torch_says_there_is_nothing_to_compare(shell):
     result = run_autograd(shell, LECTURE, "--no-backward --torch")
     assert result.mismatches == []
     assert any("nothing to compare" in w for w in result.warnings)
+
+
+# --- the two torch replays agree -------------------------------------------------------
+
+
+def test_the_replay_by_level_equals_the_replay_node_by_node(shell):
+    """A wide graph (a network over many points) is replayed a level at a time; the same
+    graph replayed one node at a time must give the same values and gradients, with every
+    op of the table in it."""
+    import torch
+
+    from micrograd_magics.compare import _levels, replay_in_torch
+    from micrograd_magics.replay import from_engine
+
+    shell.run_cell("import random\nfrom engine import Value\nfrom engine.nn import MLP\n"
+                   "random.seed(3)\n"
+                   "model = MLP(2, [8, 1])\n"
+                   "X = [[random.uniform(-1, 1), random.uniform(-1, 1)] for _ in range(40)]"
+                   ).raise_error()
+    cell = ("extra = [model(x) * 1.5 + 0.5 - model(x) / 2.0 for x in X]\n"
+            "odd = [(abs(v) ** 1.5 + 2.0 ** v + 3.0 / (v + 4.0) - 1.0 - v).exp().log()"
+            " + v.tanh() + v.sigmoid() + (v * v + 1.0).sqrt() + v.sin() + v.cos() + (-v)"
+            " + (v + 5.0) ** Value(0.5) + v.relu() for v in extra]\n"
+            "loss = sum((e - o) ** 2 for e, o in zip(extra, odd))")
+    result = run_autograd(shell, cell, "--torch")
+    no_mismatch(result)
+    import engine
+
+    graph = from_engine(engine.topological_order(result.root))
+    assert max(_levels(graph)) * 16 <= len(graph) and len(graph) >= 256  # the level path
+    by_level = replay_in_torch(torch, graph)
+    by_node = replay_in_torch(torch, graph, node_by_node=True)
+    assert by_level.tensors is None and by_node.tensors is not None
+    assert by_level.values == pytest.approx(by_node.values, rel=1e-12, abs=1e-300)
+    assert by_level.grads == pytest.approx(by_node.grads, rel=1e-9, abs=1e-12)
+    ops_used = {str(op) for op in graph.op if op is not None}
+    assert {"*", "+", "**k", "k**", "k/", "abs", "exp", "log", "tanh", "sigmoid", "sqrt",
+            "sin", "cos", "neg", "**", "ReLU", "-", "/k", "-k", "+k", "*k"} <= ops_used
