@@ -91,7 +91,7 @@ class AutogradResult:
     def _layout(self) -> None:
         if self._rendered is not None or self._render_error is not None:
             return
-        from micrograd_magics.render import RenderError, render_svg
+        from micrograd_magics.render import LayoutTimeout, RenderError, render_svg
 
         if self.graph.get("truncated"):
             self._render_error = ""  # no layout tried; summary() already says why
@@ -99,6 +99,9 @@ class AutogradResult:
         try:
             self._rendered = render_svg(self.graph, rankdir=self._option("rankdir", "LR"),
                                         renderer=self._option("renderer", "auto"))
+        except LayoutTimeout as error:
+            self._render_error = (f"graph not drawn: {error}; the table lists the named "
+                                  f"values (--max-nodes N draws fewer nodes)")
         except (RenderError, ValueError) as error:
             self._render_error = f"graph not drawn: {error}"
 

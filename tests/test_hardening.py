@@ -1,0 +1,106 @@
+"""Issue 13: bounded layout time, bounded output, and short messages for bad input.
+
+Every test drives a real IPython shell; the layout-program faults use real executables put
+first on PATH (a `dot` that hangs, fails or writes junk), run as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from cells import LECTURE, run_autograd
+
+from micrograd_magics import render
+
+LOOP = "w = 0.9\nc = 0.1\ny = 1.0\nfor i in range({n}): y = y * w + c"
+
+
+def fake_dot_on_path(monkeypatch, tmp_path: Path, script: str) -> Path:
+    """A `dot` executable first on PATH, running the given shell script."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    dot = folder / "dot"
+    dot.write_text("#!/bin/sh\n" + script)
+    dot.chmod(dot.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert render.system_dot_path() == str(dot)
+    return dot
+
+
+def value_boxes(svg: str) -> list[ElementTree.Element]:
+    root = ElementTree.fromstring(svg)
+    return [g for g in root.iter("{http://www.w3.org/2000/svg}g")
+            if g.get("data-kind") == "value"]
+
+
+# --- 1. layout that stays fast ---------------------------------------------------------
+
+@pytest.mark.parametrize("renderer", ["graphviz-pure", "dot"])
+def test_shared_leaf_loop_is_drawn_with_a_box_per_use(ip, renderer):
+    if renderer == "dot" and render.system_dot_path() is None:
+        pytest.skip("no system dot")
+    ip.run_line_magic("config", f"AutogradMagics.renderer = {renderer!r}")
+    result = run_autograd(ip, LOOP.format(n=140))
+    assert result.graph["node_count"] == 283 and not result.graph["truncated"]
+    assert result.renderer == renderer and result.render_error is None
+    # by hand: dy/dc = 1 + w + ... + w**139
+    expected_c = (1 - 0.9 ** 140) / (1 - 0.9)
+    assert result.grads["c"] == pytest.approx(expected_c, rel=1e-12)
+    c_id = next(n["id"] for n in result.graph["nodes"] if n["label"] == "c")
+    c_boxes = [g for g in value_boxes(result.svg) if g.get("data-node-id") == c_id]
+    assert len(c_boxes) == 140  # one box per use, all of them c for hover and steps
+    assert sum("autograd-copy" in (g.get("class") or "") for g in c_boxes) == 139
+    for g in c_boxes:
+        texts = [t.text for t in g.iter("{http://www.w3.org/2000/svg}text")]
+        assert texts == ["c", "data 0.1000", f"grad {expected_c:.4f}"]
+    # every copy's edge still names c as its source
+    edges = [g for g in ElementTree.fromstring(result.svg).iter("{http://www.w3.org/2000/svg}g")
+             if g.get("data-kind") == "edge" and g.get("data-source") == c_id]
+    assert len(edges) == 140
+
+
+def test_lecture_graph_has_no_copies(ip):
+    result = run_autograd(ip, LECTURE)
+    assert "autograd&#45;copy" not in result.svg and "autograd-copy" not in result.svg
+    assert len(value_boxes(result.svg)) == 7
+
+
+def test_hung_system_dot_falls_back_to_graphviz_pure(ip, monkeypatch, tmp_path):
+    fake_dot_on_path(monkeypatch, tmp_path, "sleep 60\n")
+    monkeypatch.setattr(render, "LAYOUT_TIMEOUT", 1.0)
+    result = run_autograd(ip, LECTURE)
+    assert result.renderer == "graphviz-pure" and result.render_error is None
+    assert "grad 6.0000" in result.svg
+
+
+@pytest.mark.parametrize("output", ["hello, not svg", "<svg xmlns='http://www.w3.org/2000/svg'><g>",
+                                    "<html><body/></html>"])
+def test_junk_from_system_dot_falls_back_to_graphviz_pure(ip, monkeypatch, tmp_path, output):
+    fake_dot_on_path(monkeypatch, tmp_path, f"cat > /dev/null; echo \"{output}\"; exit 0\n")
+    result = run_autograd(ip, LECTURE)
+    assert result.renderer == "graphviz-pure" and result.render_error is None
+    ElementTree.fromstring(result.svg)
+
+
+def test_failing_system_dot_falls_back_to_graphviz_pure(ip, monkeypatch, tmp_path):
+    fake_dot_on_path(monkeypatch, tmp_path, "echo 'Error: out of memory' >&2; exit 2\n")
+    result = run_autograd(ip, LECTURE)
+    assert result.renderer == "graphviz-pure"
+
+
+def test_layout_budget_returns_the_table_with_a_one_line_note(ip, monkeypatch, tmp_path):
+    fake_dot_on_path(monkeypatch, tmp_path, "sleep 60\n")
+    monkeypatch.setattr(render, "LAYOUT_TIMEOUT", 1.0)
+    ip.run_line_magic("config", "AutogradMagics.renderer = 'dot'")
+    result = run_autograd(ip, LECTURE)
+    bundle = result._repr_mimebundle_()
+    assert result.svg is None and result.renderer is None
+    note = result.render_error
+    assert "\n" not in note and "took more than 1 s" in note
+    assert note in bundle["text/plain"]
+    assert "<td>a</td><td>2.0000</td><td>6.0000</td>" in bundle["text/html"]
+    assert "image/svg+xml" not in bundle
