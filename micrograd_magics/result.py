@@ -10,6 +10,10 @@ from engine import Value
 from micrograd_magics.graph import GraphModel, as_float, format_number
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+LISTED = 60
+"""Above --max-nodes the tables list at most this many named nodes (root, leaves, first and
+last version of each name), then "… and N more": a 10**6-step loop names 10**6 nodes, and
+listing them all made a 44 MB mime bundle. `.values` and `.grads` keep every label."""
 
 
 class AutogradResult:
@@ -39,6 +43,7 @@ class AutogradResult:
         self.torch_grads: dict[str, float] = {}
         self.numeric_grads: dict[str, float] = {}
         self.mismatches: list[str] = []
+        self._listed: tuple[list[dict[str, Any]], int] | None = None
         self._rendered: Any = None  # render.Rendered, once laid out
         self._torch_svg: str | None = None
         self._render_error: str | None = None
@@ -47,22 +52,62 @@ class AutogradResult:
 
     # --- tables ----------------------------------------------------------------------
 
+    def listed_nodes(self) -> tuple[list[dict[str, Any]], int]:
+        """The named nodes the tables show, in graph order, and how many are left out: all
+        of them when the graph is drawn; above the cap at most LISTED, chosen as the root,
+        the leaves, then the first and last version of each name (`y#1` ... `y`)."""
+        if self._listed is None:
+            self._listed = self._choose_listed()
+        return self._listed
+
+    def _choose_listed(self) -> tuple[list[dict[str, Any]], int]:
+        named = [n for n in self.graph["nodes"] if n["label"]]
+        if not self.graph.get("truncated") or len(named) <= LISTED:
+            return named, 0
+        position = {id(n): i for i, n in enumerate(named)}
+        first: dict[str, dict[str, Any]] = {}
+        last: dict[str, dict[str, Any]] = {}
+        for node in named:
+            base = node["label"].partition("#")[0] or node["label"]
+            first.setdefault(base, node)
+            last[base] = node
+        root = [n for n in named if n["id"] == self.graph.get("root")]
+        leaves = [n for n in named if n.get("leaf")]
+        chosen: dict[int, dict[str, Any]] = {}
+        for node in [*root, *leaves, *(x for b in first for x in (first[b], last[b]))]:
+            if len(chosen) >= LISTED:
+                break
+            chosen.setdefault(id(node), node)
+        shown = sorted(chosen.values(), key=lambda n: position[id(n)])
+        return shown, len(named) - len(shown)
+
     def table_rows(self) -> list[tuple[str, str, str]]:
         p = self.graph["precision"]
         return [(n["label"], format_number(n["data"], p), format_number(n["grad"], p))
-                for n in self.graph["nodes"] if n["label"]]
+                for n in self.listed_nodes()[0]]
+
+    def more_line(self) -> str:
+        """ "… and N more named nodes (every one is in .values and .grads)", or ""."""
+        more = self.listed_nodes()[1]
+        return (f"… and {more} more named nodes (every one is in .values and .grads)"
+                if more else "")
 
     def text_table(self) -> str:
         rows = [("label", "data", "grad"), *self.table_rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
         lines.insert(1, "-" * len(lines[0]))
+        if self.more_line():
+            lines.append(self.more_line())
         return "\n".join(lines)
 
     def html_table(self) -> str:
         cells = "".join(
             f"<tr><td>{html.escape(label)}</td><td>{data}</td><td>{grad}</td></tr>"
             for label, data, grad in self.table_rows())
+        more = self.more_line()
+        if more:
+            cells += f"<tr class='autograd-more'><td colspan='3'>{html.escape(more)}</td></tr>"
         return ("<table class='autograd-table'><thead><tr><th>label</th><th>data</th>"
                 f"<th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
 
@@ -191,13 +236,22 @@ class AutogradResult:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in ["label", "engine", *columns,
                                                                "diff", ""])
         body = []
-        for row in sorted(rows, key=lambda r: bool(r.get("ok"))):
+        ordered = sorted(rows, key=lambda r: bool(r.get("ok")))
+        if self.graph.get("truncated") and len(ordered) > LISTED:  # failures come first
+            more = len(ordered) - LISTED
+            ordered = ordered[:LISTED]
+        else:
+            more = 0
+        for row in ordered:
             style = "" if row.get("ok") else " style='color:#d62728;font-weight:bold'"
             cells = [html.escape(str(row.get("label", row.get("id", "")))),
                      number(row.get("engine")), *(number(row.get(c)) for c in columns),
                      number(row.get("diff")) if "diff" in row else "—",
                      "✓" if row.get("ok") else "✗"]
             body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        if more:
+            body.append(f"<tr class='autograd-more'><td colspan='{len(columns) + 4}'>… and "
+                        f"{more} more rows (.torch_grads, .mismatches hold them all)</td></tr>")
         return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>")
 

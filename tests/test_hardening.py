@@ -6,6 +6,7 @@ first on PATH (a `dot` that hangs, fails or writes junk), run as real subprocess
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import xml.etree.ElementTree as ElementTree
@@ -104,3 +105,45 @@ def test_layout_budget_returns_the_table_with_a_one_line_note(ip, monkeypatch, t
     assert note in bundle["text/plain"]
     assert "<td>a</td><td>2.0000</td><td>6.0000</td>" in bundle["text/html"]
     assert "image/svg+xml" not in bundle
+
+
+# --- 3. output bounded by the cap ------------------------------------------------------
+
+NAMED_LOOP = "y = 1.0\nw = 0.5\nfor i in range({n}): y = y * w + 0.1"
+
+
+def test_bundle_of_a_long_named_loop_stays_under_a_megabyte(ip):
+    result = run_autograd(ip, NAMED_LOOP.format(n=10**5))
+    bundle = result._repr_mimebundle_()
+    assert result.graph["truncated"] and result.graph["node_count"] == 200_002
+    assert len(json.dumps(bundle).encode()) <= 1_000_000
+    text = bundle["text/plain"]
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[3:] if line[:1] != "…"}
+    # the leaves, the first version of y (the leaf y = 1.0) and the root, by hand:
+    # y_n = 0.5 y_(n-1) + 0.1 -> 0.2; dy/dw = sum_k 0.5**(k-1) y_(n-k), tiny terms vanish
+    assert rows["w"][0] == "0.5000" and rows["y"] == ["0.2000", "1.0000"]
+    assert rows["y#1"][0] == "1.0000"
+    assert "… and 99999 more named nodes" in text
+    assert "… and 99999 more named nodes" in bundle["text/html"]
+    assert "<td>w</td><td>0.5000</td>" in bundle["text/html"]
+    # the API keeps every label
+    assert len(result.grads) == 100_002 and result.values["y#50000"] == pytest.approx(0.2)
+    assert result.grads["y"] == 1.0 and result.grads["y#100000"] == 0.5
+
+
+def test_listing_below_the_cap_is_complete(ip):
+    result = run_autograd(ip, NAMED_LOOP.format(n=100))
+    assert not result.graph["truncated"]
+    assert len(result.table_rows()) == 102 and "more named nodes" not in result.text_table()
+
+
+def test_listing_above_the_cap_keeps_root_leaves_and_name_versions(ip):
+    cell = "a = 1.0\nb = 2.0\ny = a\nz = b\nfor i in range(200):\n    y = y * a + b\n    z = z + y"
+    result = run_autograd(ip, cell, "--max-nodes 50")
+    labels = [row[0] for row in result.table_rows()]
+    assert labels == ["a", "b", "y#1", "z#1", "y", "z"]  # graph order; z is the root
+    assert result.graph["root"] == next(n["id"] for n in result.graph["nodes"]
+                                        if n["label"] == "z")
+    # 402 named: a, b and 200 versions each of y and z (`y = a` names nothing new)
+    assert result.more_line() == ("… and 396 more named nodes (every one is in .values and "
+                                  ".grads)")
