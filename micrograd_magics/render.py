@@ -44,7 +44,7 @@ from typing import Any
 
 import graphviz
 
-from micrograd_magics.graph import GraphModel, format_number
+from micrograd_magics.graph import GraphModel, format_number, readable
 
 RENDERERS = ("auto", "dot", "graphviz-pure")
 RANKDIRS = ("LR", "TB")
@@ -114,7 +114,7 @@ def record_field(text: str) -> str:
     line break; other control characters become spaces. Double quotes are left to the
     `graphviz` package, which escapes them when it quotes the attribute.
     """
-    text = str(text)
+    text = readable(str(text))
     if not text.isprintable():
         text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
     lines = text.strip().replace("&", "&amp;").split("\n")
@@ -448,7 +448,7 @@ def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> lis
     label = node.get("name") or node.get("label") or ""
     title = f"{node.get('symbol') or node.get('op')} → {label}" if kind == "op" else label
     result = [f'{head} data-node-id="{html.escape(str(node["id"]))}" data-kind="{kind}">',
-              f"<title>{html.escape(title)}</title>"]
+              f"<title>{html.escape(readable(title))}</title>"]
     body = [line.replace(FONT_ATTRS, "") for line in group[2:]]
     if kind == "value":
         texts = [i for i, line in enumerate(body) if line.startswith("<text ")]
@@ -469,7 +469,7 @@ def torch_graph_dot(torch_graph: dict[str, Any], rankdir: str = "LR") -> str:
              height="0.3", margin="0.08,0.03")
     dot.attr("edge", arrowsize="0.6")
     def text(value: Any) -> str:  # a backslash starts a Graphviz escape: keep it literal
-        return shorten(" ".join(str(value or "").split())).replace("\\", "\\\\")
+        return shorten(readable(" ".join(str(value or "").split()))).replace("\\", "\\\\")
 
     for node in torch_graph.get("nodes") or []:
         label = text(node.get("name"))

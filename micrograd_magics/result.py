@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import Value
-from micrograd_magics.graph import GraphModel, as_float, format_number
+from micrograd_magics.errors import SaveError
+from micrograd_magics.graph import GraphModel, as_float, format_number, readable
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LISTED = 60
@@ -83,7 +84,7 @@ class AutogradResult:
 
     def table_rows(self) -> list[tuple[str, str, str]]:
         p = self.graph["precision"]
-        return [(n["label"], format_number(n["data"], p), format_number(n["grad"], p))
+        return [(readable(n["label"]), format_number(n["data"], p), format_number(n["grad"], p))
                 for n in self.listed_nodes()[0]]
 
     def more_line(self) -> str:
@@ -214,15 +215,22 @@ class AutogradResult:
         -Tpng) or "graph.dot". Returns the path."""
         from micrograd_magics.render import save
 
-        return save(self.graph, path, rankdir=self._option("rankdir", "LR"),
-                    renderer=self._option("renderer", "auto"), svg=self.svg)
+        target = Path(path).expanduser()
+        if not target.parent.is_dir():
+            raise SaveError(f"cannot save {target.name}: the folder {target.parent} does not "
+                            f"exist")
+        try:
+            return save(self.graph, target, rankdir=self._option("rankdir", "LR"),
+                        renderer=self._option("renderer", "auto"), svg=self.svg)
+        except OSError as error:  # no permission, a folder of that name, a full disk
+            raise SaveError(f"cannot save {target.name}: {error.strerror or error}") from None
 
     def notes(self) -> list[str]:
         """The summary's lines plus why the graph was not drawn, if it was not."""
         lines = self.summary().splitlines()
         if self.render_error:
             lines.append(self.render_error)
-        return lines
+        return [readable(line) for line in lines]
 
     def compare_html(self) -> str:
         """The "compare" section of the model as a table, failures first ("" if none)."""
@@ -244,7 +252,7 @@ class AutogradResult:
             more = 0
         for row in ordered:
             style = "" if row.get("ok") else " style='color:#d62728;font-weight:bold'"
-            cells = [html.escape(str(row.get("label", row.get("id", "")))),
+            cells = [html.escape(readable(str(row.get("label", row.get("id", ""))))),
                      number(row.get("engine")), *(number(row.get(c)) for c in columns),
                      number(row.get("diff")) if "diff" in row else "—",
                      "✓" if row.get("ok") else "✗"]

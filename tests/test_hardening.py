@@ -147,3 +147,81 @@ def test_listing_above_the_cap_keeps_root_leaves_and_name_versions(ip):
     # 402 named: a, b and 200 versions each of y and z (`y = a` names nothing new)
     assert result.more_line() == ("… and 396 more named nodes (every one is in .values and "
                                   ".grads)")
+
+
+# --- 4. bad input: a short message, and later cells keep working ----------------------
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("precision = -1", "AutogradMagics.precision must be between 0 and 15, not -1"),
+    ("max_nodes = -5", "AutogradMagics.max_nodes must be at least 1, not -5"),
+    ("rtol = float('nan')", "AutogradMagics.rtol must be a finite number >= 0, not nan"),
+    ("atol = -1.0", "AutogradMagics.atol must be a finite number >= 0, not -1.0"),
+])
+def test_bad_config_is_refused_when_set(ip, caplog, setting, message):
+    ip.run_line_magic("config", f"AutogradMagics.{setting}")
+    assert message in caplog.text
+    result = run_autograd(ip, LECTURE)  # the next cell works with the default
+    assert result.grads["a"] == 6.0 and result.graph["precision"] == 4
+    ip.run_line_magic("reload_ext", "micrograd_magics")  # the shell's kept value is dropped
+    assert run_autograd(ip, LECTURE).grads["b"] == -4.0
+
+
+@pytest.mark.parametrize("option", ["--rtol -1", "--rtol nan", "--atol inf", "--atol=-1e-9"])
+def test_tolerance_options_must_be_finite_and_not_negative(ip, option):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=r"^--[ra]tol must be a finite number >= 0, not \S+$"):
+        ip.run_cell_magic("autograd", f"--check numeric {option}", LECTURE)
+
+
+@pytest.mark.parametrize(("expression", "symbol", "grad_a"), [
+    ("a * 1e309", "*inf", float("inf")),
+    ("a + float('inf')", "+inf", 1.0),
+    ("a * float('nan')", "*nan", float("nan")),
+])
+def test_folded_non_finite_constant_is_drawn(ip, expression, symbol, grad_a):
+    result = run_autograd(ip, f"a = 2.0\nL = {expression}")
+    assert [n["symbol"] for n in result.graph["nodes"]] == ["", symbol]
+    assert result.grads["a"] == pytest.approx(grad_a, nan_ok=True)
+    assert any(w.startswith("non-finite data: L = ") for w in result.warnings)
+    assert symbol in result.svg
+
+
+def test_one_line_sum_of_400_terms_runs_like_plain_python(ip):
+    cell = "a = 1.5\nL = " + " + ".join(["a"] * 400)
+    assert ip.run_cell(cell).success  # plain Python runs it
+    result = run_autograd(ip, cell, "--max-nodes 1000")
+    assert result.grads == {"a": 400.0, "L": 1.0}  # dL/da by hand: 400 terms
+    assert result.values["L"] == 600.0 and result.svg is not None
+    shallow = run_autograd(ip, "a = 1.5\nL = " + " + ".join(["a"] * 20))
+    assert "a + a" in shallow.grads  # a short sum keeps its source-text labels
+
+
+def test_control_characters_in_a_label_give_well_formed_svg(ip):
+    ip.run_cell("from engine import Value")
+    result = run_autograd(ip, "a = Value(2.0, label='a\\x07b')\nb = 3.0\nL = a * b")
+    bundle = result._repr_mimebundle_()
+    svg = ElementTree.fromstring(bundle["image/svg+xml"])
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "a\\x07b" in texts  # readable, not dropped
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert "a\\x07b" in titles
+    assert "\x07" not in bundle["text/plain"] and "a\\x07b  2.0000  3.0000" in bundle["text/plain"]
+    assert "\x07" not in bundle["text/html"]
+    assert result.grads["a\x07b"] == 3.0  # the API keeps the label as given
+
+
+def test_save_to_a_missing_folder_says_so_in_one_line(ip, capsys):
+    result = run_autograd(ip, LECTURE)
+    from micrograd_magics.errors import SaveError
+
+    with pytest.raises(SaveError, match=r"^cannot save g.svg: the folder /nonexistent/dir does "
+                                        r"not exist$"):
+        result.save("/nonexistent/dir/g.svg")
+    ip.user_ns["result"] = result
+    outcome = ip.run_cell("result.save('/nonexistent/dir/g.svg')")
+    assert not outcome.success and isinstance(outcome.error_in_exec, OSError)
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "SaveError: cannot save g.svg: the folder /nonexistent/dir does not exist" in text
+    assert "Traceback" not in text and "result.py" not in text
