@@ -15,6 +15,7 @@ from traitlets.config import Config
 
 from micrograd_magics import pipeline
 from micrograd_magics.errors import CellFailed, SaveError, show_cell_failure
+from micrograd_magics.result import after_cell, before_cell
 
 
 @magics_class
@@ -165,6 +166,7 @@ def split_line_magic(line: str) -> tuple[str, str]:
 
 
 _previous_custom_exc: dict[int, tuple] = {}
+_cell_hooks: dict[int, dict[str, Any]] = {}  # id(shell) -> the events registered (widget release)
 
 
 def load(shell: Any) -> None:
@@ -173,6 +175,11 @@ def load(shell: Any) -> None:
     if id(shell) not in _previous_custom_exc:
         _previous_custom_exc[id(shell)] = (shell.custom_exceptions, shell.CustomTB)
     shell.set_custom_exc((CellFailed, SaveError), show_cell_failure)
+    if id(shell) not in _cell_hooks:
+        hooks = {"pre_run_cell": before_cell(shell), "post_run_cell": after_cell}
+        for event, hook in hooks.items():
+            shell.events.register(event, hook)
+        _cell_hooks[id(shell)] = hooks
 
 
 def _magics_for(shell: Any) -> AutogradMagics:
@@ -198,6 +205,8 @@ def unload(shell: Any) -> None:
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("autograd", None)
     shell.magics_manager.registry.pop("AutogradMagics", None)
+    for event, hook in _cell_hooks.pop(id(shell), {}).items():
+        shell.events.unregister(event, hook)
     previous = _previous_custom_exc.pop(id(shell), None)
     if previous is not None:
         shell.custom_exceptions, shell.CustomTB = previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,67 @@ LISTED = 60
 """Above --max-nodes the tables list at most this many named nodes (root, leaves, first and
 last version of each name), then "… and N more": a 10**6-step loop names 10**6 nodes, and
 listing them all made a 44 MB mime bundle. `.values` and `.grads` keep every label."""
+
+
+# --- widgets released: one per cell, none after its result is gone ------------------------
+#
+# Every widget holds a comm and a copy of the graph and SVG in the front end's widget
+# manager; ipywidgets keeps each one alive until it is closed. The front end replaces a
+# cell's output when the cell runs again, so the widgets that output showed are closed
+# then (JupyterLab, Notebook 7 and VS Code send the cell's id with each execute request);
+# a result that is garbage collected closes its widget too.
+
+_cell_widgets: dict[str, list[weakref.ref]] = {}
+_running_cell: list[str | None] = [None]  # the id of the cell being executed, if known
+
+
+def cell_id_of(info: Any, shell: Any = None) -> str | None:
+    """The front end's id of the cell being run: IPython's ExecutionInfo.cell_id, else the
+    `cellId` of the execute request's metadata (ipykernel's parent header)."""
+    cell_id = getattr(info, "cell_id", None)
+    if not cell_id and shell is not None:
+        parent = getattr(shell, "parent_header", None) or {}
+        cell_id = (parent.get("metadata") or {}).get("cellId") if isinstance(parent, dict) else None
+    return str(cell_id) if cell_id else None
+
+
+def close_cell_widgets(cell_id: str | None) -> int:
+    """Close the widgets an earlier run of this cell displayed; how many were open."""
+    closed = 0
+    for ref in _cell_widgets.pop(cell_id, []) if cell_id else []:
+        widget = ref()
+        if widget is not None and getattr(widget, "comm", None) is not None:
+            widget.close()
+            closed += 1
+    return closed
+
+
+def remember_widget(widget: Any) -> None:
+    """Note that the running cell shows this widget, so its next run closes it."""
+    cell_id = _running_cell[0]
+    if cell_id:
+        _cell_widgets.setdefault(cell_id, []).append(weakref.ref(widget))
+
+
+def before_cell(shell: Any) -> Any:
+    """The shell's pre_run_cell callback: release the cell's old widgets, note its id."""
+    def pre_run_cell(info: Any = None) -> None:
+        cell_id = cell_id_of(info, shell)
+        _running_cell[0] = cell_id
+        close_cell_widgets(cell_id)
+    return pre_run_cell
+
+
+def after_cell(result: Any = None) -> None:
+    """The shell's post_run_cell callback: no cell is running."""
+    _running_cell[0] = None
+
+
+def _close_widget(ref: weakref.ref) -> None:
+    """A result was garbage collected: close the widget it made, if still open."""
+    widget = ref()
+    if widget is not None and getattr(widget, "comm", None) is not None:
+        widget.close()
 
 
 class AutogradResult:
@@ -48,7 +110,7 @@ class AutogradResult:
         self._rendered: Any = None  # render.Rendered, once laid out
         self._torch_svg: str | None = None
         self._render_error: str | None = None
-        self._widget: Any = None
+        self._widget: Any = None  # weakref.ref to the widget, False if none can be made
         self.widget_error: str | None = None
 
     # --- tables ----------------------------------------------------------------------
@@ -199,16 +261,39 @@ class AutogradResult:
     def widget(self) -> Any:
         """The interactive AutogradWidget (made once), or None when there is no graph to
         show (too many nodes, no layout program) or no widget can be made here."""
-        if self._widget is None and self.svg is not None:
-            try:
-                from micrograd_magics.widget import AutogradWidget
+        # held weakly: an open widget is kept alive by ipywidgets' registry until it is
+        # closed, and a closed one (its cell ran again) should not stay in memory with
+        # every result in Out; shown again, the result makes a new one
+        widget = self._widget() if isinstance(self._widget, weakref.ref) else self._widget
+        if widget is not False and (widget is None or getattr(widget, "comm", None) is None):
+            widget = None
+            if self.svg is not None:
+                widget = self._new_widget()
+        return widget or None
 
-                self._widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
-                                              torch_svg=self.torch_svg or "")
-            except Exception as error:  # no comm / widget manager here: static display only
-                self._widget = False
-                self.widget_error = f"{type(error).__name__}: {error}"
-        return self._widget or None
+    def _new_widget(self) -> Any:
+        try:
+            from micrograd_magics.widget import AutogradWidget
+
+            widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
+                                    torch_svg=self.torch_svg or "")
+        except Exception as error:  # no comm / widget manager here: static display only
+            self._widget = False
+            self.widget_error = f"{type(error).__name__}: {error}"
+            return None
+        self._widget = weakref.ref(widget)
+        return widget
+
+    def _displayed_widget(self) -> Any:
+        """The widget for a mime bundle: once shown as this result's output, it is closed
+        when the cell runs again or the result is garbage collected (a widget taken with
+        `widget()` and kept is the caller's to close)."""
+        widget = self.widget()
+        if widget is not None and not getattr(widget, "_autograd_shown", False):
+            widget._autograd_shown = True
+            remember_widget(widget)
+            weakref.finalize(self, _close_widget, weakref.ref(widget))
+        return widget
 
     def save(self, path: str | Path) -> Path:
         """Write the graph: "graph.svg", "graph.png" (through the same layout program's
@@ -288,7 +373,7 @@ class AutogradResult:
         if self.svg is not None:
             bundle["image/svg+xml"] = self.svg
         if not self._option("static", False):
-            widget = self.widget()
+            widget = self._displayed_widget()
             if widget is not None:
                 bundle[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
                                        "model_id": widget.model_id}
