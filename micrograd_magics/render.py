@@ -201,17 +201,19 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     for (source, _), copy in copies.items():
         copies_of.setdefault(source, []).append(copy)
     for node in nodes:
-        boxes = [names[node["id"]], *copies_of.get(node["id"], [])]
         label = value_label(node, precision)
-        for k, box in enumerate(boxes):
-            classes = "autograd-value" + (" autograd-copy" if k else "")
-            if node["id"] in mismatches:
-                dot.node(box, label=label, color=MISMATCH_COLOR, fontcolor=MISMATCH_COLOR,
-                         penwidth="2.5", _attributes={"class": f"{classes} autograd-mismatch"})
-            elif k:
-                dot.node(box, label=label, _attributes={"class": classes})
-            else:
-                dot.node(box, label=label)
+        if node["id"] in mismatches:
+            dot.node(names[node["id"]], label=label, color=MISMATCH_COLOR,
+                     fontcolor=MISMATCH_COLOR, penwidth="2.5",
+                     _attributes={"class": "autograd-value autograd-mismatch"})
+        else:
+            dot.node(names[node["id"]], label=label)
+        # a copy is the name only (hover shows the rest): the numbers are read once, and
+        # a loop's bundle stays small
+        copy_label = record_field(shorten(node.get("name") or node.get("label") or ""))
+        for box in copies_of.get(node["id"], []):
+            dot.node(box, label=copy_label, shape="box", style="dashed",
+                     _attributes={"class": "autograd-value autograd-copy"})
     with_op = [n for n in nodes if n.get("op")]
     # declared inside the subgraph, op nodes take its defaults (a subgraph that is not a
     # cluster does not change the layout)
@@ -398,7 +400,8 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
     lines = svg[start if start >= 0 else 0:].split("\n")
     by_id = {str(n["id"]): n for n in model.get("nodes") or []}
     by_name = {name: by_id[node_id] for node_id, name in svg_names(model).items()}
-    by_name.update({copy: by_id[source] for (source, _), copy in use_copies(model).items()})
+    copies = {copy: by_id[source] for (source, _), copy in use_copies(model).items()}
+    by_name.update(copies)
     out: list[str] = []
     group: list[str] | None = None
     hoisted = False
@@ -406,7 +409,7 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
         if group is not None:
             group.append(line)
             if line == "</g>":
-                out.extend(_decorate_group(group, by_name))
+                out.extend(_decorate_group(group, by_name, copies))
                 group = None
             continue
         if line.startswith("<!--"):
@@ -426,7 +429,8 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
     return "\n".join(out).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> list[str]:
+def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]],
+                    copies: dict[str, Any]) -> list[str]:
     title_match = _TITLE.match(group[1]) if len(group) > 1 else None
     if not title_match:
         return group
@@ -453,7 +457,10 @@ def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> lis
     result = [f'{head} data-node-id="{html.escape(str(node["id"]))}" data-kind="{kind}">',
               f"<title>{html.escape(readable(title))}</title>"]
     body = [line.replace(FONT_ATTRS, "") for line in group[2:]]
-    if kind == "value":
+    if kind == "value" and name in copies:
+        body = ['<text class="autograd-label"' + line[5:] if line.startswith("<text ")
+                else line for line in body]
+    elif kind == "value":
         texts = [i for i, line in enumerate(body) if line.startswith("<text ")]
         for rank, i in enumerate(reversed(texts)):
             cls = "autograd-grad" if rank == 0 else "autograd-data" if rank == 1 else (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import weakref
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from micrograd_magics.errors import SaveError
 from micrograd_magics.graph import GraphModel, as_float, format_number, readable
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+BUNDLE_BUDGET = 1_000_000
+"""Bytes (as JSON) of the static part of a display: what the notebook file keeps for it."""
 LISTED = 60
 """Above --max-nodes the tables list at most this many named nodes (root, leaves, first and
 last version of each name), then "… and N more": a 10**6-step loop names 10**6 nodes, and
@@ -348,10 +351,11 @@ class AutogradResult:
         return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>")
 
-    def static_html(self) -> str:
+    def static_html(self, with_graph: bool = True, extra_note: str = "") -> str:
         """The graph SVG, the comparison (if any) and the grads table, as one HTML block."""
-        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.notes())
-        svg = self.svg
+        lines = [*self.notes(), *([extra_note] if extra_note else [])]
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        svg = self.svg if with_graph else None
         graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
                  f"max-height:80vh'>{svg}</div>" if svg else "")
         torch_svg = self.torch_svg
@@ -368,10 +372,24 @@ class AutogradResult:
         """The widget view (unless --static) plus image/svg+xml, text/html and text/plain,
         so JupyterLab, Notebook, VS Code and Colab show the widget and nbconvert, GitHub
         and terminal IPython still show the graph or the table."""
-        bundle: dict[str, Any] = {"text/plain": "\n".join([*self.notes(), self.text_table()]),
+        plain = [*self.notes(), self.text_table()]
+        bundle: dict[str, Any] = {"text/plain": "\n".join(plain),
                                   "text/html": self.static_html()}
-        if self.svg is not None:
-            bundle["image/svg+xml"] = self.svg
+        svg = self.svg
+        if svg is not None:
+            # the graph twice (its own SVG and inside the HTML) only while the bundle, which
+            # the notebook saves, stays within BUNDLE_BUDGET; then once, in the HTML that
+            # the front ends and nbconvert prefer; then not at all, with a note
+            cost = len(json.dumps(svg))
+            rest = len(json.dumps(bundle)) - cost
+            if rest + 2 * cost <= BUNDLE_BUDGET:
+                bundle["image/svg+xml"] = svg
+            elif rest + cost > BUNDLE_BUDGET:
+                note = (f"the graph ({cost // 1000:,} KB of SVG) is left out of the saved "
+                        f"output to keep it under {BUNDLE_BUDGET // 1_000_000} MB: the widget "
+                        f"draws it, result.save('graph.svg') writes it")
+                bundle["text/plain"] = "\n".join([*plain[:-1], note, plain[-1]])
+                bundle["text/html"] = self.static_html(with_graph=False, extra_note=note)
         if not self._option("static", False):
             widget = self._displayed_widget()
             if widget is not None:

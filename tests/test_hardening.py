@@ -55,13 +55,35 @@ def test_shared_leaf_loop_is_drawn_with_a_box_per_use(ip, renderer):
     c_boxes = [g for g in value_boxes(result.svg) if g.get("data-node-id") == c_id]
     assert len(c_boxes) == 140  # one box per use, all of them c for hover and steps
     assert sum("autograd-copy" in (g.get("class") or "") for g in c_boxes) == 139
-    for g in c_boxes:
-        texts = [t.text for t in g.iter("{http://www.w3.org/2000/svg}text")]
-        assert texts == ["c", "data 0.1000", f"grad {expected_c:.4f}"]
+    texts = [[t.text for t in g.iter("{http://www.w3.org/2000/svg}text")] for g in c_boxes]
+    # the numbers once, on c's own box; each copy is the name (hover shows the rest)
+    assert texts.count(["c", "data 0.1000", f"grad {expected_c:.4f}"]) == 1
+    assert texts.count(["c"]) == 139
     # every copy's edge still names c as its source
     edges = [g for g in ElementTree.fromstring(result.svg).iter("{http://www.w3.org/2000/svg}g")
              if g.get("data-kind") == "edge" and g.get("data-source") == c_id]
     assert len(edges) == 140
+
+
+def test_drawn_loop_bundle_stays_under_a_megabyte(ip):
+    result = run_autograd(ip, LOOP.format(n=140))
+    bundle = result._repr_mimebundle_()
+    assert len(json.dumps(bundle).encode()) <= 1_000_000
+    # the graph is still in the HTML the front ends and nbconvert show
+    assert result.svg in bundle["text/html"] and "image/svg+xml" not in bundle
+
+
+def test_graph_too_big_for_the_bundle_is_left_out_with_a_note(ip):
+    ip.run_cell("import random\nfrom engine.nn import MLP\nrandom.seed(1337)\n"
+                "big = MLP(4, [16, 16, 1])")
+    result = run_autograd(ip, "x = [2.0, -1.0, 0.5, 1.5]\ny = big(x)\nL = (y - 1.0)**2",
+                          "--max-nodes 2000")  # 1,079 nodes
+    bundle = result._repr_mimebundle_()
+    assert result.svg is not None and len(result.svg) > 1_000_000
+    assert len(json.dumps(bundle).encode()) <= 1_000_000
+    assert "left out of the saved output to keep it under 1 MB" in bundle["text/plain"]
+    assert "result.save(&#x27;graph.svg&#x27;)" in bundle["text/html"]
+    assert "<svg" not in bundle["text/html"] and "image/svg+xml" not in bundle
 
 
 def test_lecture_graph_has_no_copies(ip):
