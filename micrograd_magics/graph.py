@@ -132,7 +132,7 @@ def build_model(
         record = {
             "id": nid,
             "label": label,
-            "name": label or f"#{i}",
+            "name": readable(label) if label else f"#{i}",  # control characters written out
             "op": str(node._op),
             "symbol": op_symbol(node._op, constant(node)) if node._op else "",
             "data": jsonable(node.data),

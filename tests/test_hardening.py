@@ -231,6 +231,9 @@ def test_control_characters_in_a_label_give_well_formed_svg(ip):
     assert "\x07" not in bundle["text/plain"] and "a\\x07b  2.0000  3.0000" in bundle["text/plain"]
     assert "\x07" not in bundle["text/html"]
     assert result.grads["a\x07b"] == 3.0  # the API keeps the label as given
+    names = [n["name"] for n in result.graph["nodes"]]
+    assert names[0] == "a\\x07b"  # the widget's captions and explanations read this
+    assert not any("\x07" in step["rule"] for step in result.graph["steps"])
 
 
 def test_save_to_a_missing_folder_says_so_in_one_line(ip, capsys):
