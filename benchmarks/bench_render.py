@@ -7,6 +7,11 @@ Targets: <= 150 ms for the lecture graphs (under 50 nodes), <= 1.5 s for a 1,000
 graph with graphviz-pure. Also printed: how much of it is the layout program, and the
 payload: the mime bundle (what a notebook saves) and the widget's synced state (what the
 comm sends: model + SVG), in bytes per node. Figures only; nothing here is a test.
+
+Bounded (issue 13), after the table: a loop over shared leaves (`y = y * w + c`, 40 / 100
+/ 140 steps) <= 2 s each, cell text to payload; a named loop of 10**5 and 10**6 steps,
+above the cap, whose mime bundle must stay <= 1 MB (time printed); and a real kernel
+re-running the lecture cell 100 times as one cell: open widgets, comms and memory.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ y = big(x)
 L = (y - 1.0)**2"""),
 }
 LECTURE_TARGET_MS, BIG_TARGET_MS = 150.0, 1500.0
+SHARED_LEAF_LOOP = "w = 0.9\nc = 0.1\ny = 1.0\nfor i in range({n}): y = y * w + c"
+SHARED_TARGET_S = 2.0
+NAMED_LOOP = "y = 1.0\nw = 0.5\nfor i in range({n}): y = y * w + 0.1"
+BUNDLE_TARGET_BYTES = 1_000_000
+RERUNS, OPEN_WIDGETS_TARGET, RERUN_GROWTH_TARGET_MB = 100, 3, 8.0
 
 
 def cpu_seconds() -> float:
@@ -134,7 +144,84 @@ def main() -> None:
           f"wall time, median of the other {args.repeat - 1} (the target applies to it); cpu: "
           "CPU time of the kernel and the layout program; layout: the layout program alone "
           "(wall). bundle: the mime bundle as JSON; widget: the synced model + svg + step.")
+    verdicts += bounded_rows(shell, renderers)
     print("all targets met" if all(verdicts) else "some targets MISSED")
+
+
+def once(shell: InteractiveShell, line: str, cell: str) -> tuple[float, int, object]:
+    """One run, cell text to mime bundle: (seconds, bundle bytes as JSON, result)."""
+    t = time.perf_counter()
+    result = shell.run_cell_magic("autograd", line, cell)
+    bundle = result._repr_mimebundle_()
+    return time.perf_counter() - t, len(json.dumps(bundle).encode()), result
+
+
+def bounded_rows(shell: InteractiveShell, renderers: list[str]) -> list[bool]:
+    """The issue-13 rows: layout time of shared leaves, bundle size above the cap, widgets
+    and memory over re-runs in a kernel."""
+    verdicts = []
+    print()
+    header = f"{'bounded':<34} {'renderer':<14} {'nodes':>8} {'time':>9} {'bundle':>10}  target"
+    print(header)
+    print("-" * len(header))
+    for renderer in renderers:
+        shell.run_line_magic("config", f"AutogradMagics.renderer = {renderer!r}")
+        for steps in (40, 100, 140):
+            seconds, size, result = once(shell, "", SHARED_LEAF_LOOP.format(n=steps))
+            ok = seconds <= SHARED_TARGET_S and result.svg is not None
+            verdicts.append(ok)
+            drawn = result.renderer or f"none: {result.render_error}"
+            print(f"{f'shared-leaf loop, {steps} steps':<34} {drawn:<14} "
+                  f"{result.graph['node_count']:>8} {seconds:>8.2f}s {size:>9,}B  "
+                  f"<= {SHARED_TARGET_S:g} s {'ok' if ok else 'MISSED'} "
+                  f"({seconds / SHARED_TARGET_S:.2f}x the target)")
+    for steps in (10**5, 10**6):
+        seconds, size, result = once(shell, "", NAMED_LOOP.format(n=steps))
+        ok = size <= BUNDLE_TARGET_BYTES
+        verdicts.append(ok)
+        print(f"{f'named loop, {steps:,} steps':<34} {'(table)':<14} "
+              f"{result.graph['node_count']:>8} {seconds:>8.2f}s {size:>9,}B  "
+              f"<= 1 MB {'ok' if ok else 'MISSED'} ({size / BUNDLE_TARGET_BYTES:.4f}x; "
+              f"{len(result.grads):,} labels in .grads)")
+        del result
+    figures = kernel_reruns()
+    if figures is None:
+        print("widget release: no kernel could be started (jupyter_client, ipykernel)")
+        return verdicts
+    ok = (figures["end"]["open_widgets"] <= OPEN_WIDGETS_TARGET
+          and figures["grown_mb"] <= RERUN_GROWTH_TARGET_MB)
+    verdicts.append(ok)
+    print(f"{f'kernel, lecture cell re-run {RERUNS}x':<34} {'':<14} "
+          f"open widgets {figures['end']['open_widgets']}, live {figures['end']['widgets']}, "
+          f"comms {figures['end']['comms']}; RSS {figures['twenty']['rss_mb']:.1f} MB after 20 "
+          f"runs -> {figures['end']['rss_mb']:.1f} MB after {RERUNS} "
+          f"(+{figures['grown_mb']:.1f} MB, {1024 * figures['grown_mb'] / (RERUNS - 20):.0f} "
+          f"KB/run)  <= {OPEN_WIDGETS_TARGET} open, <= {RERUN_GROWTH_TARGET_MB:g} MB growth "
+          f"{'ok' if ok else 'MISSED'}")
+    print("shared-leaf loop: a node used far apart is drawn once per use (render.use_copies); "
+          "named loop: above --max-nodes the tables list the root, leaves and first/last "
+          "version of each name; kernel: each run sent with the same cellId, as JupyterLab "
+          "does.")
+    return verdicts
+
+
+def kernel_reruns() -> dict | None:
+    """The lecture cell run RERUNS times as one cell in a real kernel: the widget counts and
+    the kernel's memory after 20 runs and at the end."""
+    try:
+        from kernel_cells import kernel
+    except ImportError:
+        return None
+    figures: dict = {}
+    with kernel(ROOT) as k:
+        k.run("%load_ext micrograd_magics")
+        for run in range(1, RERUNS + 1):
+            k.run("%%autograd\n" + LECTURE, cell_id="lecture-cell")
+            if run == 20:
+                figures["twenty"] = k.counts()
+        figures["end"] = k.counts()
+    figures["grown_mb"] = figures["end"]["rss_mb"] - figures["twenty"]["rss_mb"]
+    return figures
 
 
 if __name__ == "__main__":

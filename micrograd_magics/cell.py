@@ -114,11 +114,42 @@ def _call_helper(method: str, *args: ast.expr) -> ast.Call:
 _NOT_LABELLED = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
+LABEL_DEPTH = 100
+"""A statement whose expression nests deeper than this (a one-line sum of 400 terms) gets
+no source-text labels: the labelling pass recurses, and a wrapped expression nests twice as
+deep for the compiler, so a cell that plain Python runs would fail. Its assigned name
+still labels the result."""
+
+
+def nesting_depth(node: ast.AST, stop: int = LABEL_DEPTH + 1) -> int:
+    """How deep node's expression tree goes, counted without recursion; stops at `stop`."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if deepest >= stop:
+            break
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 class _SourceLabels(ast.NodeTransformer):
     """Wrap each arithmetic subexpression of one statement so its result gets its source text."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.expr) and self._too_deep(node):
+            return node
+        return super().visit(node)
+
+    def _too_deep(self, node: ast.expr) -> bool:
+        checked = getattr(self, "_checked", False)
+        if checked:  # only the statement's outermost expression is measured
+            return False
+        self._checked = True
+        return nesting_depth(node) > LABEL_DEPTH
 
     def _wrap(self, node: ast.expr) -> ast.expr:
         text = ast.get_source_segment(self.source, node)
@@ -141,7 +172,7 @@ class _SourceLabels(ast.NodeTransformer):
     def inside(self, value: ast.expr) -> ast.expr:
         """Label the subexpressions of an assignment's value but not the value itself (the
         assignment names that one)."""
-        if isinstance(value, _NOT_LABELLED):
+        if isinstance(value, _NOT_LABELLED) or self._too_deep(value):
             return value
         return self.generic_visit(value)  # type: ignore[return-value]
 

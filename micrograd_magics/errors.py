@@ -147,8 +147,18 @@ def rethrow_as_cell_failure(cell_filename: str) -> CellFailed:
     return CellFailed((type(shown), shown, frames))
 
 
+class SaveError(OSError):
+    """`result.save(path)` could not write the file (a missing folder, no permission).
+
+    The extension shows it as one line, `SaveError: cannot save g.svg: the folder
+    /nonexistent/dir does not exist`, and `except OSError` still catches it."""
+
+
 def show_cell_failure(shell, etype, value, tb, tb_offset=None) -> None:  # noqa: ANN001
     """IPython custom-exception handler: show only the user's error."""
+    if isinstance(value, SaveError):
+        shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
+        return
     error_type, error, frames = value.exc_info
     running = getattr(shell.displayhook, "exec_result", None)
     if running is not None:  # the kernel's reply names the user's error, not our wrapper

@@ -22,6 +22,7 @@ numbers (non-finite ones as "nan", "inf", "-inf") and lists/dicts of them.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,9 +55,26 @@ def format_number(x: float | str, precision: int = 4) -> str:
     return f"{x:.{precision}f}"
 
 
+def readable(text: str) -> str:
+    """text with the characters XML cannot carry (and terminals act on) written out as
+    Python escapes: a label `'a\\x07b'` shows as `a\\x07b`. Newlines and tabs are kept;
+    an SVG with a raw control character is ill-formed and a browser draws nothing."""
+    if text.isprintable():
+        return text
+    return "".join(_escape_char(c) for c in text)
+
+
+def _escape_char(c: str) -> str:
+    if c in "\n\t" or c.isprintable():
+        return c
+    if unicodedata.category(c) in ("Cc", "Cs") or c in "\ufffe\uffff":
+        return repr(c)[1:-1] if c != "'" else c
+    return c
+
+
 def format_constant(k: float) -> str:
-    """A folded constant as it reads in an op node: 2.0 -> "2", 0.5 -> "0.5"."""
-    if k == int(k) and abs(k) < 1e15:
+    """A folded constant as it reads in an op node: 2.0 -> "2", 0.5 -> "0.5", inf -> "inf"."""
+    if math.isfinite(k) and k == int(k) and abs(k) < 1e15:
         return str(int(k))
     return repr(k)
 
@@ -114,7 +132,7 @@ def build_model(
         record = {
             "id": nid,
             "label": label,
-            "name": label or f"#{i}",
+            "name": readable(label) if label else f"#{i}",  # control characters written out
             "op": str(node._op),
             "symbol": op_symbol(node._op, constant(node)) if node._op else "",
             "data": jsonable(node.data),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import CaselessStrEnum, Float, Int
+from traitlets import CaselessStrEnum, Float, Int, TraitError, validate
+from traitlets.config import Config
 
 from micrograd_magics import pipeline
-from micrograd_magics.errors import CellFailed, show_cell_failure
+from micrograd_magics.errors import CellFailed, SaveError, show_cell_failure
+from micrograd_magics.result import after_cell, before_cell
 
 
 @magics_class
@@ -31,6 +35,29 @@ class AutogradMagics(Magics):
                                help="Which Graphviz lays out the graph.").tag(config=True)
     rtol = Float(1e-9, help="Relative tolerance of --torch and --check.").tag(config=True)
     atol = Float(1e-12, help="Absolute tolerance of --torch and --check.").tag(config=True)
+
+    # %config prints a TraitError as one line and keeps the old value, so a bad setting
+    # is refused where it is made instead of failing every later cell
+    @validate("max_nodes")
+    def _check_max_nodes(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"AutogradMagics.max_nodes must be at least 1, not "
+                             f"{proposal['value']}")
+        return proposal["value"]
+
+    @validate("precision")
+    def _check_precision(self, proposal: Any) -> int:
+        if not 0 <= proposal["value"] <= MAX_PRECISION:
+            raise TraitError(f"AutogradMagics.precision must be between 0 and {MAX_PRECISION}, "
+                             f"not {proposal['value']}")
+        return proposal["value"]
+
+    @validate("rtol", "atol")
+    def _check_tolerance(self, proposal: Any) -> float:
+        problem = tolerance_problem(proposal["value"])
+        if problem:
+            raise TraitError(f"AutogradMagics.{proposal['trait'].name} {problem}")
+        return proposal["value"]
 
     @no_var_expand
     @magic_arguments()
@@ -91,8 +118,12 @@ class AutogradMagics(Magics):
             raise UsageError(f"%%autograd: {error}") from None
         if args.max_nodes is not None and args.max_nodes < 1:
             raise UsageError("--max-nodes must be at least 1")
-        if args.precision is not None and not 0 <= args.precision <= 15:
-            raise UsageError("--precision must be between 0 and 15")
+        if args.precision is not None and not 0 <= args.precision <= MAX_PRECISION:
+            raise UsageError(f"--precision must be between 0 and {MAX_PRECISION}")
+        for name in ("rtol", "atol"):
+            problem = tolerance_problem(getattr(args, name))
+            if problem:
+                raise UsageError(f"--{name} {problem}")
         pick = lambda given, default: default if given is None else given  # noqa: E731
         return pipeline.Options(
             root=args.root, backward=not args.no_backward, accumulate=not args.overwrite_grads,
@@ -103,6 +134,17 @@ class AutogradMagics(Magics):
             torch_graph=args.torch_graph,
             check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
             engine=args.engine)
+
+
+MAX_PRECISION = 15
+
+
+def tolerance_problem(value: float | None) -> str:
+    """Why value cannot be a tolerance ("" when it can, or when it was not given): a
+    negative or nan tolerance flags every row, an infinite one none."""
+    if value is None or (math.isfinite(value) and value >= 0):
+        return ""
+    return f"must be a finite number >= 0, not {value}"
 
 
 _TAKES_VALUE = {"--check", "--labels", "--max-nodes", "--rankdir", "--precision", "--rtol",
@@ -124,14 +166,38 @@ def split_line_magic(line: str) -> tuple[str, str]:
 
 
 _previous_custom_exc: dict[int, tuple] = {}
+_cell_hooks: dict[int, dict[str, Any]] = {}  # id(shell) -> the events registered (widget release)
 
 
 def load(shell: Any) -> None:
     """Register the magics and the handler that shows a failed cell's own lines only."""
-    shell.register_magics(AutogradMagics)
+    shell.register_magics(_magics_for(shell))
     if id(shell) not in _previous_custom_exc:
         _previous_custom_exc[id(shell)] = (shell.custom_exceptions, shell.CustomTB)
-    shell.set_custom_exc((CellFailed,), show_cell_failure)
+    shell.set_custom_exc((CellFailed, SaveError), show_cell_failure)
+    if id(shell) not in _cell_hooks:
+        hooks = {"pre_run_cell": before_cell(shell), "post_run_cell": after_cell}
+        for event, hook in hooks.items():
+            shell.events.register(event, hook)
+        _cell_hooks[id(shell)] = hooks
+
+
+def _magics_for(shell: Any) -> AutogradMagics:
+    """AutogradMagics on the shell's config. %config refuses a bad value for our traits but
+    the shell keeps it in its own config, where it would stop the next %reload_ext: such a
+    value is dropped with a one-line warning and the default used."""
+    try:
+        return AutogradMagics(shell=shell)
+    except TraitError:
+        pass
+    section = shell.config.get("AutogradMagics") or {}
+    for name, value in list(section.items()):
+        try:
+            AutogradMagics(config=Config({"AutogradMagics": {name: value}}))
+        except TraitError as error:
+            del section[name]
+            print(f"%config ignored: {error}", file=sys.stderr)
+    return AutogradMagics(shell=shell)
 
 
 def unload(shell: Any) -> None:
@@ -139,6 +205,8 @@ def unload(shell: Any) -> None:
     for kind in ("line", "cell"):
         shell.magics_manager.magics[kind].pop("autograd", None)
     shell.magics_manager.registry.pop("AutogradMagics", None)
+    for event, hook in _cell_hooks.pop(id(shell), {}).items():
+        shell.events.unregister(event, hook)
     previous = _previous_custom_exc.pop(id(shell), None)
     if previous is not None:
         shell.custom_exceptions, shell.CustomTB = previous

@@ -32,22 +32,26 @@ from __future__ import annotations
 import functools
 import html
 import importlib.metadata
+import os
 import re
 import shutil
+import signal
 import subprocess
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import graphviz
 
-from micrograd_magics.graph import GraphModel, format_number
+from micrograd_magics.graph import GraphModel, format_number, readable
 
 RENDERERS = ("auto", "dot", "graphviz-pure")
 RANKDIRS = ("LR", "TB")
-LAYOUT_TIMEOUT = 30.0
-"""Seconds a layout may take before it is stopped (the 300-node default cap lays out in
-well under a second; a pathological graph must not hang the kernel)."""
+LAYOUT_TIMEOUT = 4.0
+"""Seconds one layout program may take before it is stopped and the cell shows the table
+instead (graphs under the 300-node default cap lay out in well under a second, loops over
+shared leaves included; a pathological graph or a hung `dot` must not hang the kernel)."""
 
 FONT = "Courier"
 """Monospace, so digits line up. Both Graphviz and graphviz-pure know its metrics and
@@ -58,6 +62,8 @@ BIG_GRAPH = 400
 """Above this many nodes (only when the cap was raised above its default 300) the layout
 trades some tidiness for speed: `nslimit` bounds the network-simplex passes that place
 nodes, which halves the time for 1,000 nodes."""
+SHARED_SPREAD = 4
+"""See `use_copies`: uses of one node further apart than this many ranks get a box each."""
 MAX_LABEL = 40
 """Longer labels (an intermediate's source text) are cut with `…` in the drawing; the
 full text is in the node's SVG <title> and in the widget's hover box."""
@@ -108,7 +114,7 @@ def record_field(text: str) -> str:
     line break; other control characters become spaces. Double quotes are left to the
     `graphviz` package, which escapes them when it quotes the attribute.
     """
-    text = str(text)
+    text = readable(str(text))
     if not text.isprintable():
         text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
     lines = text.strip().replace("&", "&amp;").split("\n")
@@ -132,6 +138,45 @@ def op_label(node: dict[str, Any]) -> str:
     return graphviz.escape(symbol.replace("&", "&amp;"))
 
 
+def ranks(model: GraphModel) -> dict[str, int]:
+    """Node id -> its depth: 0 for a leaf, one more than its deepest parent otherwise (the
+    model lists nodes parents first)."""
+    depth: dict[str, int] = {}
+    for node in model.get("nodes") or []:
+        parents = [depth[p] for p in node.get("parents") or [] if p in depth]
+        depth[str(node["id"])] = 1 + max(parents) if parents else 0
+    return depth
+
+
+def use_copies(model: GraphModel) -> dict[tuple[str, str], str]:
+    """(node id, id of the node it feeds) -> the DOT name of the extra box drawn for that use.
+
+    A node whose uses lie more than SHARED_SPREAD ranks apart (`w` and `c` in a loop
+    `y = y*w + c`) is drawn once per use: its own box feeds the nearest use and every other
+    use gets a copy, `<name>_c<k>`, with the same model id in the SVG (hover, steps and
+    paths treat the copies as the node). One box with edges to every step would make edges
+    spanning the whole graph, and Graphviz's crossing minimisation and placement grow with
+    their length: 40 steps took 4-27 s to lay out, 100 steps more than 30 s.
+    """
+    depth = ranks(model)
+    names = svg_names(model)
+    uses: dict[str, list[str]] = {}
+    for edge in model.get("edges") or []:
+        targets = uses.setdefault(str(edge["source"]), [])
+        if edge["target"] not in targets:
+            targets.append(str(edge["target"]))
+    copies: dict[tuple[str, str], str] = {}
+    for source, targets in uses.items():
+        if len(targets) < 2 or source not in names:
+            continue
+        at = sorted((depth.get(t, 0), i, t) for i, t in enumerate(targets))
+        if at[-1][0] - at[0][0] <= SHARED_SPREAD:
+            continue
+        for k, (_, _, target) in enumerate(at[1:], start=1):
+            copies[(source, target)] = f"{names[source]}_c{k}"
+    return copies
+
+
 def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     """The model as DOT source (never laid out: that is `layout`).
 
@@ -151,13 +196,24 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     dot.attr("node", shape="record", fontname=FONT, fontsize="12", height="0.3",
              margin="0.07,0.03", id="\\N", _attributes={"class": "autograd-value"})
     dot.attr("edge", arrowsize="0.6", id="e_\\T_\\H")
+    copies = use_copies(model)
+    copies_of: dict[str, list[str]] = {}
+    for (source, _), copy in copies.items():
+        copies_of.setdefault(source, []).append(copy)
     for node in nodes:
+        label = value_label(node, precision)
         if node["id"] in mismatches:
-            dot.node(names[node["id"]], label=value_label(node, precision), color=MISMATCH_COLOR,
+            dot.node(names[node["id"]], label=label, color=MISMATCH_COLOR,
                      fontcolor=MISMATCH_COLOR, penwidth="2.5",
                      _attributes={"class": "autograd-value autograd-mismatch"})
         else:
-            dot.node(names[node["id"]], label=value_label(node, precision))
+            dot.node(names[node["id"]], label=label)
+        # a copy is the name only (hover shows the rest): the numbers are read once, and
+        # a loop's bundle stays small
+        copy_label = record_field(shorten(node.get("name") or node.get("label") or ""))
+        for box in copies_of.get(node["id"], []):
+            dot.node(box, label=copy_label, shape="box", style="dashed",
+                     _attributes={"class": "autograd-value autograd-copy"})
     with_op = [n for n in nodes if n.get("op")]
     # declared inside the subgraph, op nodes take its defaults (a subgraph that is not a
     # cluster does not change the layout)
@@ -173,7 +229,7 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
         source, target = edge["source"], edge["target"]
         if source not in names or target not in names:
             continue
-        pair = (names[source], op_of.get(target, names[target]))
+        pair = (copies.get((source, target), names[source]), op_of.get(target, names[target]))
         count = seen.get(pair, 0)
         seen[pair] = count + 1
         if count:  # a second edge between the same pair (x * x): its own id
@@ -250,42 +306,79 @@ _NO_CONSOLE = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console 
 
 
 def run_layout(binary: str, source: str, fmt: str = "svg",
-               timeout: float = LAYOUT_TIMEOUT) -> bytes:
-    """DOT source through one layout program: its output bytes, or RenderError."""
+               timeout: float | None = None) -> bytes:
+    """DOT source through one layout program: its output bytes, or RenderError (after
+    `timeout` seconds, default LAYOUT_TIMEOUT: LayoutTimeout)."""
+    timeout = LAYOUT_TIMEOUT if timeout is None else timeout
     name = Path(binary).name
     try:
-        done = subprocess.run([binary, f"-T{fmt}"], input=source.encode("utf-8"),
-                              capture_output=True, timeout=timeout, check=False,
-                              creationflags=_NO_CONSOLE)
-    except subprocess.TimeoutExpired:
-        raise LayoutTimeout(f"{name} took more than {timeout:g} s to lay out the graph; draw "
-                            f"fewer nodes (--max-nodes N) or use the table") from None
+        # its own process group, so a timeout stops whatever it started too (a wrapper
+        # script's children would otherwise keep running)
+        process = subprocess.Popen([binary, f"-T{fmt}"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   creationflags=_NO_CONSOLE,
+                                   start_new_session=os.name == "posix")
     except OSError as error:
         raise RenderError(f"{name} could not run: {error}. {INSTALL_HINT}") from None
-    if done.returncode != 0 or not done.stdout:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    try:
+        stdout, stderr = process.communicate(source.encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        raise LayoutTimeout(f"{name} took more than {timeout:g} s to lay out the graph") from None
+    except BaseException:  # Ctrl-C while it runs: no layout program left behind
+        _stop(process)
+        raise
+    if process.returncode != 0 or not stdout:
+        message = stderr.decode("utf-8", "replace").strip().splitlines()
         errors = [line for line in message if not line.startswith("Warning")] or message
-        detail = errors[0] if errors else f"exit status {done.returncode}"
+        detail = errors[0] if errors else f"exit status {process.returncode}"
         raise RenderError(f"{name} -T{fmt} failed: {detail}")
-    return done.stdout
+    if fmt == "svg":
+        check_svg(stdout, name)
+    return stdout
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+    except OSError:  # it ended by itself meanwhile
+        pass
+    process.communicate()
+
+
+def check_svg(output: bytes, name: str = "the layout program") -> None:
+    """RenderError unless output is one well-formed XML document whose root is <svg>: a
+    program that exits 0 with junk or half a file must not become the graph."""
+    try:
+        root = ElementTree.fromstring(output)
+    except ElementTree.ParseError as error:
+        raise RenderError(f"{name} returned invalid SVG ({error})") from None
+    if root.tag.rpartition("}")[2] != "svg":
+        raise RenderError(f"{name} returned <{root.tag}>, not SVG")
 
 
 def layout(source: str, renderer: str = "auto", fmt: str = "svg",
-           timeout: float = LAYOUT_TIMEOUT) -> tuple[bytes, str]:
+           timeout: float | None = None) -> tuple[bytes, str]:
     """Lay out DOT source: (output bytes, name of the renderer that ran).
 
-    "auto" tries the system `dot`, then graphviz-pure when `dot` is missing or fails (a
-    timeout is not retried: the other program would take as long).
+    "auto" tries the system `dot`, then graphviz-pure when `dot` is missing, fails, returns
+    invalid SVG or takes more than `timeout` seconds (a hung `dot` is the usual cause; each
+    program gets its own budget, so the wait is bounded by twice it). LayoutTimeout when
+    every program that ran was stopped for time.
     """
-    errors = []
+    errors, timed_out = [], True
     for name, binary in candidates(renderer):
         try:
             return run_layout(binary, source, fmt, timeout), name
         except LayoutTimeout as error:
-            raise LayoutTimeout("; ".join([*errors, str(error)])) from None
+            errors.append(str(error))
         except RenderError as error:
             errors.append(str(error))
-    raise RenderError("; ".join(errors))
+            timed_out = False
+    raise (LayoutTimeout if timed_out else RenderError)("; ".join(errors))
 
 
 # --- the SVG, decorated for the widget ---------------------------------------------------
@@ -307,6 +400,8 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
     lines = svg[start if start >= 0 else 0:].split("\n")
     by_id = {str(n["id"]): n for n in model.get("nodes") or []}
     by_name = {name: by_id[node_id] for node_id, name in svg_names(model).items()}
+    copies = {copy: by_id[source] for (source, _), copy in use_copies(model).items()}
+    by_name.update(copies)
     out: list[str] = []
     group: list[str] | None = None
     hoisted = False
@@ -314,7 +409,7 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
         if group is not None:
             group.append(line)
             if line == "</g>":
-                out.extend(_decorate_group(group, by_name))
+                out.extend(_decorate_group(group, by_name, copies))
                 group = None
             continue
         if line.startswith("<!--"):
@@ -328,10 +423,14 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
             out.append(line)
     if group is not None:
         out.extend(group)
-    return "\n".join(out)
+    # one `→` or `…` would make Python store the whole string at 2 bytes a character:
+    # as character references the SVG reads the same and costs half the memory in every
+    # result kept in Out
+    return "\n".join(out).encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
-def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> list[str]:
+def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]],
+                    copies: dict[str, Any]) -> list[str]:
     title_match = _TITLE.match(group[1]) if len(group) > 1 else None
     if not title_match:
         return group
@@ -356,9 +455,12 @@ def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]]) -> lis
     label = node.get("name") or node.get("label") or ""
     title = f"{node.get('symbol') or node.get('op')} → {label}" if kind == "op" else label
     result = [f'{head} data-node-id="{html.escape(str(node["id"]))}" data-kind="{kind}">',
-              f"<title>{html.escape(title)}</title>"]
+              f"<title>{html.escape(readable(title))}</title>"]
     body = [line.replace(FONT_ATTRS, "") for line in group[2:]]
-    if kind == "value":
+    if kind == "value" and name in copies:
+        body = ['<text class="autograd-label"' + line[5:] if line.startswith("<text ")
+                else line for line in body]
+    elif kind == "value":
         texts = [i for i, line in enumerate(body) if line.startswith("<text ")]
         for rank, i in enumerate(reversed(texts)):
             cls = "autograd-grad" if rank == 0 else "autograd-data" if rank == 1 else (
@@ -377,7 +479,7 @@ def torch_graph_dot(torch_graph: dict[str, Any], rankdir: str = "LR") -> str:
              height="0.3", margin="0.08,0.03")
     dot.attr("edge", arrowsize="0.6")
     def text(value: Any) -> str:  # a backslash starts a Graphviz escape: keep it literal
-        return shorten(" ".join(str(value or "").split())).replace("\\", "\\\\")
+        return shorten(readable(" ".join(str(value or "").split()))).replace("\\", "\\\\")
 
     for node in torch_graph.get("nodes") or []:
         label = text(node.get("name"))
@@ -407,7 +509,7 @@ class Rendered:
 
 
 def render_svg(model: GraphModel, rankdir: str = "LR", renderer: str = "auto",
-               timeout: float = LAYOUT_TIMEOUT) -> Rendered:
+               timeout: float | None = None) -> Rendered:
     """The model laid out as decorated SVG. RenderError when the model is truncated (too
     many nodes to draw) or no layout program can run."""
     if model.get("truncated"):

@@ -3,13 +3,83 @@
 from __future__ import annotations
 
 import html
+import json
+import weakref
 from pathlib import Path
 from typing import Any
 
 from engine import Value
-from micrograd_magics.graph import GraphModel, as_float, format_number
+from micrograd_magics.errors import SaveError
+from micrograd_magics.graph import GraphModel, as_float, format_number, readable
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+BUNDLE_BUDGET = 1_000_000
+"""Bytes (as JSON) of the static part of a display: what the notebook file keeps for it."""
+LISTED = 60
+"""Above --max-nodes the tables list at most this many named nodes (root, leaves, first and
+last version of each name), then "… and N more": a 10**6-step loop names 10**6 nodes, and
+listing them all made a 44 MB mime bundle. `.values` and `.grads` keep every label."""
+
+
+# --- widgets released: one per cell, none after its result is gone ------------------------
+#
+# Every widget holds a comm and a copy of the graph and SVG in the front end's widget
+# manager; ipywidgets keeps each one alive until it is closed. The front end replaces a
+# cell's output when the cell runs again, so the widgets that output showed are closed
+# then (JupyterLab, Notebook 7 and VS Code send the cell's id with each execute request);
+# a result that is garbage collected closes its widget too.
+
+_cell_widgets: dict[str, list[weakref.ref]] = {}
+_running_cell: list[str | None] = [None]  # the id of the cell being executed, if known
+
+
+def cell_id_of(info: Any, shell: Any = None) -> str | None:
+    """The front end's id of the cell being run: IPython's ExecutionInfo.cell_id, else the
+    `cellId` of the execute request's metadata (ipykernel's parent header)."""
+    cell_id = getattr(info, "cell_id", None)
+    if not cell_id and shell is not None:
+        parent = getattr(shell, "parent_header", None) or {}
+        cell_id = (parent.get("metadata") or {}).get("cellId") if isinstance(parent, dict) else None
+    return str(cell_id) if cell_id else None
+
+
+def close_cell_widgets(cell_id: str | None) -> int:
+    """Close the widgets an earlier run of this cell displayed; how many were open."""
+    closed = 0
+    for ref in _cell_widgets.pop(cell_id, []) if cell_id else []:
+        widget = ref()
+        if widget is not None and getattr(widget, "comm", None) is not None:
+            widget.close()
+            closed += 1
+    return closed
+
+
+def remember_widget(widget: Any) -> None:
+    """Note that the running cell shows this widget, so its next run closes it."""
+    cell_id = _running_cell[0]
+    if cell_id:
+        _cell_widgets.setdefault(cell_id, []).append(weakref.ref(widget))
+
+
+def before_cell(shell: Any) -> Any:
+    """The shell's pre_run_cell callback: release the cell's old widgets, note its id."""
+    def pre_run_cell(info: Any = None) -> None:
+        cell_id = cell_id_of(info, shell)
+        _running_cell[0] = cell_id
+        close_cell_widgets(cell_id)
+    return pre_run_cell
+
+
+def after_cell(result: Any = None) -> None:
+    """The shell's post_run_cell callback: no cell is running."""
+    _running_cell[0] = None
+
+
+def _close_widget(ref: weakref.ref) -> None:
+    """A result was garbage collected: close the widget it made, if still open."""
+    widget = ref()
+    if widget is not None and getattr(widget, "comm", None) is not None:
+        widget.close()
 
 
 class AutogradResult:
@@ -40,18 +110,54 @@ class AutogradResult:
         self.numeric_grads: dict[str, float] = {}
         self.mismatches: list[str] = []
         self.learner_steps: list[Any] | None = None  # --engine: their closures, replayed
+        self._listed: tuple[list[dict[str, Any]], int] | None = None
         self._rendered: Any = None  # render.Rendered, once laid out
         self._torch_svg: str | None = None
         self._render_error: str | None = None
-        self._widget: Any = None
+        self._widget: Any = None  # weakref.ref to the widget, False if none can be made
         self.widget_error: str | None = None
 
     # --- tables ----------------------------------------------------------------------
 
+    def listed_nodes(self) -> tuple[list[dict[str, Any]], int]:
+        """The named nodes the tables show, in graph order, and how many are left out: all
+        of them when the graph is drawn; above the cap at most LISTED, chosen as the root,
+        the leaves, then the first and last version of each name (`y#1` ... `y`)."""
+        if self._listed is None:
+            self._listed = self._choose_listed()
+        return self._listed
+
+    def _choose_listed(self) -> tuple[list[dict[str, Any]], int]:
+        named = [n for n in self.graph["nodes"] if n["label"]]
+        if not self.graph.get("truncated") or len(named) <= LISTED:
+            return named, 0
+        position = {id(n): i for i, n in enumerate(named)}
+        first: dict[str, dict[str, Any]] = {}
+        last: dict[str, dict[str, Any]] = {}
+        for node in named:
+            base = node["label"].partition("#")[0] or node["label"]
+            first.setdefault(base, node)
+            last[base] = node
+        root = [n for n in named if n["id"] == self.graph.get("root")]
+        leaves = [n for n in named if n.get("leaf")]
+        chosen: dict[int, dict[str, Any]] = {}
+        for node in [*root, *leaves, *(x for b in first for x in (first[b], last[b]))]:
+            if len(chosen) >= LISTED:
+                break
+            chosen.setdefault(id(node), node)
+        shown = sorted(chosen.values(), key=lambda n: position[id(n)])
+        return shown, len(named) - len(shown)
+
     def table_rows(self) -> list[tuple[str, str, str]]:
         p = self.graph["precision"]
-        return [(n["label"], format_number(n["data"], p), format_number(n["grad"], p))
-                for n in self.graph["nodes"] if n["label"]]
+        return [(readable(n["label"]), format_number(n["data"], p), format_number(n["grad"], p))
+                for n in self.listed_nodes()[0]]
+
+    def more_line(self) -> str:
+        """ "… and N more named nodes (every one is in .values and .grads)", or ""."""
+        more = self.listed_nodes()[1]
+        return (f"… and {more} more named nodes (every one is in .values and .grads)"
+                if more else "")
 
     def text_table(self) -> str:
         """label, data, grad per named node; with a check, its column(s) and ✓/✗ too."""
@@ -63,8 +169,8 @@ class AutogradResult:
             p = self.graph["precision"]
             by_label = {r["label"]: r for r in compare["rows"] if r.get("label")}
             head += [*columns, ""]
-            for row in rows:
-                checked = by_label.get(row[0])
+            for row, node in zip(rows, self.listed_nodes()[0]):
+                checked = by_label.get(node["label"])
                 for column in columns:
                     value = checked.get(column) if checked else None
                     row.append("—" if value is None else format_number(value, p))
@@ -74,12 +180,17 @@ class AutogradResult:
         lines = ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
                            for i, cell in enumerate(r)).rstrip() for r in table]
         lines.insert(1, "-" * max(len(line) for line in lines))
+        if self.more_line():
+            lines.append(self.more_line())
         return "\n".join(lines)
 
     def html_table(self) -> str:
         cells = "".join(
             f"<tr><td>{html.escape(label)}</td><td>{data}</td><td>{grad}</td></tr>"
             for label, data, grad in self.table_rows())
+        more = self.more_line()
+        if more:
+            cells += f"<tr class='autograd-more'><td colspan='3'>{html.escape(more)}</td></tr>"
         return ("<table class='autograd-table'><thead><tr><th>label</th><th>data</th>"
                 f"<th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
 
@@ -108,7 +219,7 @@ class AutogradResult:
     def _layout(self) -> None:
         if self._rendered is not None or self._render_error is not None:
             return
-        from micrograd_magics.render import RenderError, render_svg
+        from micrograd_magics.render import LayoutTimeout, RenderError, render_svg
 
         if self.graph.get("truncated"):
             self._render_error = ""  # no layout tried; summary() already says why
@@ -116,6 +227,9 @@ class AutogradResult:
         try:
             self._rendered = render_svg(self.graph, rankdir=self._option("rankdir", "LR"),
                                         renderer=self._option("renderer", "auto"))
+        except LayoutTimeout as error:
+            self._render_error = (f"graph not drawn: {error}; the table lists the named "
+                                  f"values (--max-nodes N draws fewer nodes)")
         except (RenderError, ValueError) as error:
             self._render_error = f"graph not drawn: {error}"
 
@@ -167,31 +281,61 @@ class AutogradResult:
     def widget(self) -> Any:
         """The interactive AutogradWidget (made once), or None when there is no graph to
         show (too many nodes, no layout program) or no widget can be made here."""
-        if self._widget is None and self.svg is not None:
-            try:
-                from micrograd_magics.widget import AutogradWidget
+        # held weakly: an open widget is kept alive by ipywidgets' registry until it is
+        # closed, and a closed one (its cell ran again) should not stay in memory with
+        # every result in Out; shown again, the result makes a new one
+        widget = self._widget() if isinstance(self._widget, weakref.ref) else self._widget
+        if widget is not False and (widget is None or getattr(widget, "comm", None) is None):
+            widget = None
+            if self.svg is not None:
+                widget = self._new_widget()
+        return widget or None
 
-                self._widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
-                                              torch_svg=self.torch_svg or "")
-            except Exception as error:  # no comm / widget manager here: static display only
-                self._widget = False
-                self.widget_error = f"{type(error).__name__}: {error}"
-        return self._widget or None
+    def _new_widget(self) -> Any:
+        try:
+            from micrograd_magics.widget import AutogradWidget
+
+            widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
+                                    torch_svg=self.torch_svg or "")
+        except Exception as error:  # no comm / widget manager here: static display only
+            self._widget = False
+            self.widget_error = f"{type(error).__name__}: {error}"
+            return None
+        self._widget = weakref.ref(widget)
+        return widget
+
+    def _displayed_widget(self) -> Any:
+        """The widget for a mime bundle: once shown as this result's output, it is closed
+        when the cell runs again or the result is garbage collected (a widget taken with
+        `widget()` and kept is the caller's to close)."""
+        widget = self.widget()
+        if widget is not None and not getattr(widget, "_autograd_shown", False):
+            widget._autograd_shown = True
+            remember_widget(widget)
+            weakref.finalize(self, _close_widget, weakref.ref(widget))
+        return widget
 
     def save(self, path: str | Path) -> Path:
         """Write the graph: "graph.svg", "graph.png" (through the same layout program's
         -Tpng) or "graph.dot". Returns the path."""
         from micrograd_magics.render import save
 
-        return save(self.graph, path, rankdir=self._option("rankdir", "LR"),
-                    renderer=self._option("renderer", "auto"), svg=self.svg)
+        target = Path(path).expanduser()
+        if not target.parent.is_dir():
+            raise SaveError(f"cannot save {target.name}: the folder {target.parent} does not "
+                            f"exist")
+        try:
+            return save(self.graph, target, rankdir=self._option("rankdir", "LR"),
+                        renderer=self._option("renderer", "auto"), svg=self.svg)
+        except OSError as error:  # no permission, a folder of that name, a full disk
+            raise SaveError(f"cannot save {target.name}: {error.strerror or error}") from None
 
     def notes(self) -> list[str]:
         """The summary's lines plus why the graph was not drawn, if it was not."""
         lines = self.summary().splitlines()
         if self.render_error:
             lines.append(self.render_error)
-        return lines
+        return [readable(line) for line in lines]
 
     def compare_html(self) -> str:
         """The "compare" section of the model as a table, failures first ("" if none)."""
@@ -205,20 +349,30 @@ class AutogradResult:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in ["label", "engine", *columns,
                                                                "diff", ""])
         body = []
-        for row in sorted(rows, key=lambda r: bool(r.get("ok"))):
+        ordered = sorted(rows, key=lambda r: bool(r.get("ok")))
+        if self.graph.get("truncated") and len(ordered) > LISTED:  # failures come first
+            more = len(ordered) - LISTED
+            ordered = ordered[:LISTED]
+        else:
+            more = 0
+        for row in ordered:
             style = "" if row.get("ok") else " style='color:#d62728;font-weight:bold'"
-            cells = [html.escape(str(row.get("label", row.get("id", "")))),
+            cells = [html.escape(readable(str(row.get("label", row.get("id", ""))))),
                      number(row.get("engine")), *(number(row.get(c)) for c in columns),
                      number(row.get("diff")) if "diff" in row else "—",
                      "✓" if row.get("ok") else "✗"]
             body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        if more:
+            body.append(f"<tr class='autograd-more'><td colspan='{len(columns) + 4}'>… and "
+                        f"{more} more rows (.torch_grads, .mismatches hold them all)</td></tr>")
         return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>")
 
-    def static_html(self) -> str:
+    def static_html(self, with_graph: bool = True, extra_note: str = "") -> str:
         """The graph SVG, the comparison (if any) and the grads table, as one HTML block."""
-        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.notes())
-        svg = self.svg
+        lines = [*self.notes(), *([extra_note] if extra_note else [])]
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        svg = self.svg if with_graph else None
         graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
                  f"max-height:80vh'>{svg}</div>" if svg else "")
         torch_svg = self.torch_svg
@@ -235,12 +389,26 @@ class AutogradResult:
         """The widget view (unless --static) plus image/svg+xml, text/html and text/plain,
         so JupyterLab, Notebook, VS Code and Colab show the widget and nbconvert, GitHub
         and terminal IPython still show the graph or the table."""
-        bundle: dict[str, Any] = {"text/plain": "\n".join([*self.notes(), self.text_table()]),
+        plain = [*self.notes(), self.text_table()]
+        bundle: dict[str, Any] = {"text/plain": "\n".join(plain),
                                   "text/html": self.static_html()}
-        if self.svg is not None:
-            bundle["image/svg+xml"] = self.svg
+        svg = self.svg
+        if svg is not None:
+            # the graph twice (its own SVG and inside the HTML) only while the bundle, which
+            # the notebook saves, stays within BUNDLE_BUDGET; then once, in the HTML that
+            # the front ends and nbconvert prefer; then not at all, with a note
+            cost = len(json.dumps(svg))
+            rest = len(json.dumps(bundle)) - cost
+            if rest + 2 * cost <= BUNDLE_BUDGET:
+                bundle["image/svg+xml"] = svg
+            elif rest + cost > BUNDLE_BUDGET:
+                note = (f"the graph ({cost // 1000:,} KB of SVG) is left out of the saved "
+                        f"output to keep it under {BUNDLE_BUDGET // 1_000_000} MB: the widget "
+                        f"draws it, result.save('graph.svg') writes it")
+                bundle["text/plain"] = "\n".join([*plain[:-1], note, plain[-1]])
+                bundle["text/html"] = self.static_html(with_graph=False, extra_note=note)
         if not self._option("static", False):
-            widget = self.widget()
+            widget = self._displayed_widget()
             if widget is not None:
                 bundle[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
                                        "model_id": widget.model_id}

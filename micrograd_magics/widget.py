@@ -33,8 +33,11 @@ class AutogradWidget(anywidget.AnyWidget):
     - `torch_svg`: torch's own autograd graph as SVG (with --torch-graph), else ""
     """
 
-    _esm = STATIC / "widget.js"
-    _css = STATIC / "widget.css"
+    # the files' text, not their paths: anywidget turns a path into a watched file whose
+    # change signal keeps a reference to every widget ever made, so closed widgets were
+    # never freed (100 re-runs of a cell: 100 widgets alive)
+    _esm = (STATIC / "widget.js").read_text(encoding="utf-8")
+    _css = (STATIC / "widget.css").read_text(encoding="utf-8")
 
     model = traitlets.Dict().tag(sync=True)
     svg = traitlets.Unicode("").tag(sync=True)
@@ -48,6 +51,14 @@ class AutogradWidget(anywidget.AnyWidget):
         steps = len(model.get("steps") or [])
         super().__init__(model=model, svg=svg, renderer=renderer,
                          step=steps if step is None else step, **kwargs)
+
+    def close(self) -> None:
+        """Close the widget and the Layout widget ipywidgets made for it (a second comm
+        that would otherwise stay open)."""
+        layout = self.layout if self.comm is not None else None
+        super().close()
+        if layout is not None:
+            layout.close()
 
     @property
     def step_count(self) -> int:

@@ -96,6 +96,11 @@ function parseSvg(text) {
   return document.importNode(svg, true);
 }
 
+/** Add a class to every box drawn for one node (see render.use_copies). */
+function markBoxes(group, cls) {
+  for (const box of (group && group.boxes) || []) box.classList.add(cls);
+}
+
 function render({ model, el }) {
   const root = h("div", { class: "autograd-widget" });
   el.appendChild(root);
@@ -178,8 +183,13 @@ function render({ model, el }) {
         : { width: svgEl.width.baseVal.value, height: svgEl.height.baseVal.value };
       for (const g of svgEl.querySelectorAll("g[data-node-id]")) {
         const id = g.getAttribute("data-node-id");
-        if (!groups.has(id)) groups.set(id, {});
-        groups.get(id)[g.getAttribute("data-kind")] = g;
+        if (!groups.has(id)) groups.set(id, { boxes: [] });
+        const kind = g.getAttribute("data-kind");
+        const group = groups.get(id);
+        // a node used far apart is drawn once per use (render.use_copies): every box
+        // shows its grad and its highlight; the first one stands for it elsewhere
+        if (kind === "value") group.boxes.push(g);
+        if (!group[kind]) group[kind] = g;
       }
       for (const g of svgEl.querySelectorAll("g[data-source][data-target]")) {
         edges.push({ g, source: g.getAttribute("data-source"),
@@ -188,8 +198,8 @@ function render({ model, el }) {
       const mismatches = new Set((graph.compare || {}).mismatches || []);
       const twice = new Set(graph.reached_twice || []);
       for (const [id, g] of groups) {
-        if (g.value && mismatches.has(id)) g.value.classList.add("autograd-mismatch");
-        if (g.value && twice.has(id)) g.value.classList.add("autograd-twice");
+        if (mismatches.has(id)) markBoxes(g, "autograd-mismatch");
+        if (twice.has(id)) markBoxes(g, "autograd-twice");
       }
     } else {
       canvas.appendChild(h("p", { class: "autograd-error" }, "The graph's SVG could not be shown."));
@@ -235,8 +245,10 @@ function render({ model, el }) {
     forward.disabled = last.disabled = k === count;
     const grads = gradsAt(k);
     for (const [id, g] of groups) {
-      const text = g.value && g.value.querySelector("text.autograd-grad");
-      if (text) text.textContent = `grad ${fmt(grads.get(id) ?? 0)}`;
+      for (const box of g.boxes) {
+        const text = box.querySelector("text.autograd-grad");
+        if (text) text.textContent = `grad ${fmt(grads.get(id) ?? 0)}`;
+      }
     }
     for (const g of svgEl ? svgEl.querySelectorAll(".autograd-current, .autograd-updated") : []) {
       g.classList.remove("autograd-current", "autograd-updated");
@@ -248,10 +260,11 @@ function render({ model, el }) {
     }
     const entry = steps()[k - 1];
     const here = groups.get(entry.node) || {};
-    for (const g of [here.value, entry.seed ? null : here.op]) g && g.classList.add("autograd-current");
+    markBoxes(here, "autograd-current");
+    if (!entry.seed && here.op) here.op.classList.add("autograd-current");
     for (const u of entry.updates || []) {
       const target = groups.get(u.target) || {};
-      if (target.value && u.target !== entry.node) target.value.classList.add("autograd-updated");
+      if (u.target !== entry.node) markBoxes(target, "autograd-updated");
     }
     caption.textContent = entry.seed
       ? `step ${k} / ${count}: seed ${entry.rule}`
@@ -300,7 +313,7 @@ function render({ model, el }) {
 
   function hoverClass(id, on) {
     const g = groups.get(id) || {};
-    for (const part of [g.value, g.op]) part && part.classList.toggle("autograd-hover", on);
+    for (const part of [...(g.boxes || []), g.op]) part && part.classList.toggle("autograd-hover", on);
   }
 
   let hovered = null;
@@ -344,11 +357,11 @@ function render({ model, el }) {
     const on = pathFrom(selected);
     for (const id of on) {
       const g = groups.get(id) || {};
-      g.value && g.value.classList.add("autograd-path");
+      markBoxes(g, "autograd-path");
       if (id !== selected && g.op) g.op.classList.add("autograd-path");
     }
     const start = groups.get(selected) || {};
-    start.value && start.value.classList.add("autograd-selected");
+    markBoxes(start, "autograd-selected");
     for (const e of edges) {
       const onPath = e.kind === "op-edge"
         ? on.has(e.target) && e.target !== selected
