@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib
 import inspect
+import itertools
 import math
 import re
 import types
@@ -212,6 +213,8 @@ def number_of(obj: Any, attr: str, name: str) -> float:
     """obj.<attr> as a float, or a one-line error saying what it is instead."""
     value = getattr(obj, attr, None)
     try:
+        if isinstance(value, (str, bytes)):  # float('1.0') would pass a string off as a number
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
         raise LearnerEngineError(
@@ -228,10 +231,14 @@ def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[Foreig
     while stack:
         obj = stack.pop()
         node = nodes[id(obj)]
-        try:
-            prev = list(getattr(obj, "_prev", ()))
+        try:  # read at most `cap` parents: an endless _prev must not eat the memory
+            prev = list(itertools.islice(getattr(obj, "_prev", ()), cap + 1))
         except TypeError:
             raise LearnerEngineError(f"{node.label or 'a node'}._prev is not iterable") from None
+        if len(prev) > cap:
+            raise LearnerEngineError(
+                f"{node.label or 'a node'}._prev gives more than {cap:,} items: it should hold "
+                f"the Values the op was computed from (one or two)")
         parents = []
         for parent in prev:
             if not isinstance(parent, cls):
@@ -241,8 +248,9 @@ def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[Foreig
             if id(parent) not in nodes:
                 if len(nodes) >= cap:
                     raise LearnerEngineError(
-                        f"more than {cap:,} nodes behind the root: does _prev form a cycle? "
-                        f"(raise the cap with --max-nodes)")
+                        f"more than {cap:,} nodes behind the root: the graph is traced up to "
+                        f"100 x --max-nodes; raise it (--max-nodes {cap // 10:,}) to trace a "
+                        f"bigger graph")
                 # a Value of an earlier cell keeps the label it got there
                 nodes[id(parent)] = ForeignNode(parent, labels.get(id(parent)) or own_label(parent))
                 stack.append(parent)

@@ -100,10 +100,10 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     try:
         with guard, watch:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
-                                    functions, recorder.new_leaf)
+                          functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
         raise UsageError(f"{at_line(cell.filename)}{error}") from None
-    except Exception:
+    except (Exception, KeyboardInterrupt):  # Ctrl-C: the cell's line it stopped at, no more
         raise rethrow_as_cell_failure(cell.filename) from None
     root = pick_root(ns, recorder, cell.program, options)
     # a training step after the root's backward (w.data -= lr * w.grad) changed its leaves:
@@ -116,7 +116,7 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
                 result, order = differentiate_learner_class(root, recorder, ns, options)
         except foreign.LearnerEngineError as error:
             raise UsageError(str(error)) from None
-        except Exception:
+        except (Exception, KeyboardInterrupt):  # their backward() that never returns, too
             raise their_failure() from None
         if changed:
             result.warnings.append(changed_leaves_note(changed, root))
@@ -174,6 +174,8 @@ def their_failure() -> BaseException:
     etype, error, tb = sys.exc_info()
     assert etype is not None and error is not None
     frames = their_frames(tb)
+    if frames is None and isinstance(error, KeyboardInterrupt):
+        return CellFailed((etype, error, None))  # stopped in our own work: just say so
     if frames is None:
         return error
     return CellFailed((etype, error, frames))
