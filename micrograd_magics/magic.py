@@ -64,7 +64,7 @@ class AutogradMagics(Magics):
     @argument("root", nargs="?", default=None,
               help="The Value to differentiate (default: the last Value assigned or evaluated).")
     @argument("--torch", action="store_true",
-              help="Replay the cell in PyTorch float64 and compare every gradient.")
+              help="Rebuild the recorded graph in PyTorch float64 and compare every node.")
     @argument("--torch-graph", action="store_true", help="Also draw torch's autograd graph.")
     @argument("--check", choices=["numeric"], default=None,
               help="Check every leaf's gradient by central finite differences (no torch).")
@@ -88,11 +88,14 @@ class AutogradMagics(Magics):
         Leaves: a name bound to a number literal (a = 2.0, f = -2) becomes a leaf Value
         labelled with its name; w = [1.0, -2.0] gives leaves w[0], w[1]; a name holding a
         plain number from an earlier cell is a leaf for this run (your variable is kept).
-        Counts stay numbers: a name used in range(...) or as an index (w[i]) is not a leaf;
-        write n = int(3) to keep any other number plain.
+        Counts stay numbers: a name used in range(...) or as an index (w[i]) is not a leaf,
+        nor a name that updates a .data/.grad (lr in w.data -= lr * w.grad); write
+        n = int(3) to keep any other number plain. A cell that calls Value(...) itself lifts
+        nothing. A Value stored into .data or .grad is refused.
+        The cell runs once: --torch and --check numeric replay the recorded graph.
         Labels: assignments name their Value; other intermediates show their source text.
         Root: ROOT if given, else the last Value assigned or evaluated.
-        tanh, exp, log, relu, sigmoid, sqrt are available as bare functions.
+        tanh, exp, log, relu, sigmoid, sqrt, sin, cos are available as bare functions.
         The line form differentiates one expression: %autograd tanh(w*x + b).
         Every run starts from zero gradients. Returns an AutogradResult (.values, .grads,
         .graph, .torch_grads, .mismatches).
