@@ -8,6 +8,7 @@ it in JupyterLab, Notebook 7, VS Code and Colab, with ipywidgets 7 or 8.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ class AutogradWidget(anywidget.AnyWidget):
       none); set by a click in the browser, or from Python
     - `renderer`: which layout program drew the SVG ("dot" or "graphviz-pure")
     - `torch_svg`: torch's own autograd graph as SVG (with --torch-graph), else ""
+    - `answers`: the quiz answers the front end appended (with model["quiz"]), one dict
+      per answer: {"node", "label", "step", "typed", "ok", "try"}
+
+    Custom messages from the front end (nudge, set) go to `message_handler(widget,
+    content)` when one is set (the result sets it); without one they are ignored.
     """
 
     # the files' text, not their paths: anywidget turns a path into a watched file whose
@@ -45,12 +51,19 @@ class AutogradWidget(anywidget.AnyWidget):
     selected = traitlets.Unicode("").tag(sync=True)
     renderer = traitlets.Unicode("").tag(sync=True)
     torch_svg = traitlets.Unicode("").tag(sync=True)
+    answers = traitlets.List().tag(sync=True)
 
     def __init__(self, model: GraphModel, svg: str, *, renderer: str = "",
                  step: int | None = None, **kwargs: Any) -> None:
         steps = len(model.get("steps") or [])
         super().__init__(model=model, svg=svg, renderer=renderer,
                          step=steps if step is None else step, **kwargs)
+        self.message_handler: Callable[[AutogradWidget, dict[str, Any]], None] | None = None
+        self.on_msg(self._on_message)
+
+    def _on_message(self, widget: AutogradWidget, content: Any, buffers: list[Any]) -> None:
+        if self.message_handler is not None and isinstance(content, dict):
+            self.message_handler(self, content)
 
     def close(self) -> None:
         """Close the widget and the Layout widget ipywidgets made for it (a second comm

@@ -130,3 +130,16 @@ def test_js_number_format_matches_python():
     assert done.returncode == 0, done.stderr
     expected = [format_number(x, p) for p in (0, 2, 4) for x in numbers]
     assert json.loads(done.stdout) == expected
+
+
+def test_custom_messages_reach_the_message_handler(ip):
+    widget = autograd(ip, LECTURE).widget()
+    assert widget.answers == [] and "answers" in widget.keys
+    # no handler set: a nudge from the browser is dropped, nothing raises
+    widget._handle_custom_msg({"kind": "nudge", "node": "n0", "h": 0.001}, [])
+    seen = []
+    widget.message_handler = lambda w, content: seen.append((w, content))
+    # the path ipywidgets takes for a comm message with method "custom"
+    widget._handle_custom_msg({"kind": "set", "values": {"n0": 3.0}}, [])
+    widget._handle_custom_msg("not a dict", [])
+    assert seen == [(widget, {"kind": "set", "values": {"n0": 3.0}})]

@@ -28,7 +28,24 @@
  *                                          rows tr[data-node-id], failing rows .autograd-fail
  *   classes on node/edge groups: .autograd-hover, .autograd-selected, .autograd-path,
  *   .autograd-current (the node whose rule runs now), .autograd-updated (its targets),
- *   .autograd-mismatch (gradient disagrees with torch / numeric), .autograd-twice
+ *   .autograd-mismatch (gradient disagrees with torch / numeric), .autograd-twice,
+ *   .autograd-asked (quiz: a parent whose grad is asked now)
+ *
+ * Quiz (model.quiz = {tolerance}): the root has data-quiz="asking" | "done"
+ *   .autograd-quiz                         the question panel (the step buttons hide)
+ *   input.autograd-quiz-input[data-node-id][data-step]   one per parent of the step
+ *   .autograd-quiz-feedback[data-node-id]  right / hint / += text beside that input
+ *   button[data-action="reveal"][data-node-id]   after three wrong tries
+ *   .autograd-quiz-score                   "5 of 7 right first time" at the end
+ *   button[data-action="quiz-again"]       start the quiz over
+ *   answers (synced trait): one dict per answer, appended
+ *
+ * Nudge and set (custom messages to the kernel, see widget.py):
+ *   .autograd-leaves                       the leaves panel; data-kernel="0" without one
+ *   select.autograd-nudge-h                h: 0.1, 0.01, 0.001
+ *   tr[data-node-id] in it: input.autograd-leaf-value, button[data-action="nudge-up"|
+ *   "nudge-down"], .autograd-leaf-grad, .autograd-leaf-slope, .autograd-leaf-root
+ *   .autograd-leaves-status                the kernel's last answer (or error)
  */
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -145,7 +162,9 @@ function render({ model, el }) {
   const explain = h("div", { class: "autograd-explain", "aria-live": "polite" });
   const footer = h("div", { class: "autograd-footer" });
   const torchBox = h("div", { class: "autograd-torch-graph" });
-  root.append(toolbar, detail, body, explain, torchBox, footer);
+  const quizBox = h("div", { class: "autograd-quiz", "aria-live": "polite" });
+  const leavesBox = h("div", { class: "autograd-leaves" });
+  root.append(toolbar, quizBox, detail, body, leavesBox, explain, torchBox, footer);
 
   // --- state derived from the model ----------------------------------------------
   let graph = {};
@@ -162,8 +181,40 @@ function render({ model, el }) {
   const fmt = (x) => formatNumber(x, precision());
   const name = (id) => (nodes.get(id) || {}).name || id;
 
+  /** The model changed but not its shape (a set from the kernel): new numbers, same SVG,
+   * same layout, zoom and scroll. */
+  function sameShape(next) {
+    const ids = (next.nodes || []).map((n) => n.id);
+    return svgEl && ids.length === nodes.size && ids.every((id) => nodes.has(id))
+      && (next.edges || []).length === (graph.edges || []).length;
+  }
+
+  function updateNumbers() {
+    graph = model.get("model") || {};
+    nodes = new Map((graph.nodes || []).map((n) => [n.id, n]));
+    for (const [id, g] of groups) {
+      const node = nodes.get(id);
+      if (!node) continue;
+      for (const box of g.boxes) {
+        const text = box.querySelector("text.autograd-data");
+        if (text) text.textContent = `data ${fmt(node.data)}`;
+      }
+    }
+    buildCompare();
+    applyStep();
+    buildLeaves();
+  }
+
+  let lastSvg = null;
+  function onModelChange() {
+    const next = model.get("model") || {};
+    if (lastSvg === model.get("svg") && sameShape(next)) updateNumbers();
+    else rebuild();
+  }
+
   function rebuild() {
     graph = model.get("model") || {};
+    lastSvg = model.get("svg");
     nodes = new Map((graph.nodes || []).map((n) => [n.id, n]));
     children = new Map();
     for (const e of graph.edges || []) {
@@ -213,7 +264,9 @@ function render({ model, el }) {
     const used = model.get("renderer");
     footer.textContent = `${graph.node_count ?? nodes.size} nodes` + (used ? ` · laid out by ${used}` : "");
     explain.textContent = HINT;
+    startQuiz();
     applyStep();
+    buildLeaves();
     applySelection();
     requestAnimationFrame(() => { if (svgEl) fitInitially(); });
   }
@@ -234,6 +287,13 @@ function render({ model, el }) {
 
   function applyStep() {
     const count = steps().length;
+    if (quizActive()) {
+      applyQuiz();
+      return;
+    }
+    stepBox.style.display = count ? "" : "none";
+    detail.style.display = count ? "" : "none";
+    quizBox.style.display = quiz.done ? "" : "none";
     if (!count) {
       root.dataset.step = "0";
       return;
@@ -292,9 +352,21 @@ function render({ model, el }) {
     explain.textContent = "";
     if (kind === "op") {
       const step = steps().find((s) => s.node === id && !s.seed);
+      if (quizActive()) {
+        explain.appendChild(h("div", { class: "autograd-explain-head" }, `${node.symbol || node.op}: makes ${node.name}`));
+        return;
+      }
       explain.appendChild(h("div", { class: "autograd-explain-head" },
                             `${node.symbol || node.op}: makes ${node.name}`));
       explain.appendChild(h("div", {}, step ? `local rule: ${step.rule}` : "no backward step recorded"));
+      return;
+    }
+    if (quizActive()) {
+      const known = quizKnown().get(id);
+      explain.appendChild(h("div", { class: "autograd-explain-head" },
+        `${node.name}: data ${fmt(node.data)}, grad ${known === undefined ? "?" : fmt(known)}`
+        + (node.leaf ? " (leaf)" : "")));
+      explain.appendChild(h("div", {}, "the quiz hides the chain-rule steps until you answer"));
       return;
     }
     // the grad the graph shows at the current step; the final one too while they differ
@@ -522,6 +594,375 @@ function render({ model, el }) {
     });
   }
 
+  // --- the quiz (model.quiz): predict each grad before it is shown -----------------------
+  // One question per update of each backward step, in the order backward runs; the value
+  // asked is the parent's grad after the update (the accumulated one for a node reached
+  // twice). State lives in this view; the answers go to Python through the `answers` trait.
+  let quiz = { questions: [], state: new Map(), done: false };
+  const quizActive = () => Boolean(graph.quiz) && !quiz.done;
+  const qKey = (q) => `${q.step}:${q.index}`;
+  const uid = Math.random().toString(36).slice(2, 10); // input ids unique per view
+  const tolerance = () => {
+    const t = Number((graph.quiz || {}).tolerance);
+    return Number.isFinite(t) && t >= 0 ? t : 0.5 * 10 ** -precision();
+  };
+  const rootName = () => name(graph.root);
+
+  function startQuiz(fresh = false) {
+    const questions = [];
+    steps().forEach((entry, step) => (entry.updates || []).forEach((u, index) => {
+      questions.push({ step, index, entry, u });
+    }));
+    const state = new Map();
+    // answers already given (another view of this widget, a re-render) count
+    for (const a of fresh ? [] : model.get("answers") || []) {
+      const q = questions.find((x) => x.step === a.step && x.u.target === a.node
+                                       && !(state.get(qKey(x)) || {}).answered);
+      if (!q) continue;
+      const s = state.get(qKey(q)) || { tries: 0 };
+      s.tries = Math.max(s.tries, Number(a.try) || s.tries + 1);
+      if (a.ok) Object.assign(s, { answered: true, firstTry: s.tries === 1 });
+      state.set(qKey(q), s);
+    }
+    quiz = { questions, state, done: false };
+    quiz.done = Boolean(graph.quiz) && questions.length > 0 && questions.every((q) => answered(q));
+  }
+
+  const answered = (q) => Boolean((quiz.state.get(qKey(q)) || {}).answered);
+  const askedStep = () => {
+    const q = quiz.questions.find((x) => !answered(x));
+    return q ? q.step : steps().length;
+  };
+
+  /** Node id -> the grad the learner has earned so far (answered or revealed). */
+  function quizKnown() {
+    const known = new Map();
+    for (const q of quiz.questions) if (answered(q)) known.set(q.u.target, q.u.after);
+    return known;
+  }
+
+  /** The chain rule for the edge, in symbols and then with the numbers already known:
+   * from the update's formula ("dL/da = dL/de * de/da = -2.0000 * -3.0000 = 6.0000"). */
+  function hints(q) {
+    const parent = name(q.u.target);
+    const parts = String(q.u.formula || "").split(" = ");
+    const numeric = (text) => /^[\s\d.eE+\-*/()]+$|^(nan|inf)/.test(text.trim());
+    let i = parts.findIndex((p, k) => k > 0 && numeric(p));
+    if (i < 0) i = parts.length;
+    const built = q.entry.seed
+      ? `d${rootName()}/d${rootName()}`
+      : `d${rootName()}/d${parent} = d${rootName()}/d${name(q.entry.node)} * d${name(q.entry.node)}/d${parent}`;
+    const symbols = i > 1 ? parts.slice(0, i).join(" = ") : built;
+    let numbers = i < parts.length ? parts.slice(0, i + 1).join(" = ") : symbols;
+    const before = Number(q.u.before);
+    if (q.entry.seed) {
+      return [`the seed: how much does ${rootName()} change when ${rootName()} changes by 1? ${symbols}`,
+              `${symbols} = 1 by definition`];
+    }
+    const twice = before !== 0 ? ` — ${parent} already holds ${fmt(before)} from an earlier step, and the grad adds up (+=)` : "";
+    if (before !== 0) numbers = `${numbers}, added to the ${fmt(before)} ${parent} already holds`;
+    return [`${symbols}${twice}`, numbers];
+  }
+
+  function record(q, typed, ok, tries) {
+    const entry = { node: q.u.target, label: name(q.u.target), step: q.step, typed, ok, try: tries };
+    model.set("answers", [...(model.get("answers") || []), entry]);
+    model.save_changes();
+  }
+
+  function submit(q, input) {
+    const typed = input.value.trim();
+    const feedback = input.parentNode.querySelector(".autograd-quiz-feedback");
+    const x = Number(typed);
+    if (!typed || !Number.isFinite(x) && !/^[-+]?(nan|inf)$/i.test(typed)) {
+      feedback.textContent = "type a number (e.g. -2 or 0.5), then Enter";
+      return;
+    }
+    const s = quiz.state.get(qKey(q)) || { tries: 0 };
+    s.tries += 1;
+    const want = Number(q.u.after);
+    const ok = Math.abs(x - want) <= tolerance() || String(x) === String(want);
+    record(q, typed, ok, s.tries);
+    if (ok) {
+      Object.assign(s, { answered: true, firstTry: s.tries === 1 });
+      quiz.state.set(qKey(q), s);
+      applyQuiz(q);
+      return;
+    }
+    quiz.state.set(qKey(q), s);
+    const [symbols, numbers] = hints(q);
+    const parent = name(q.u.target);
+    const contribution = Number(q.u.contribution);
+    const before = Number(q.u.before);
+    let text;
+    if (before !== 0 && Math.abs(x - contribution) <= tolerance()) {
+      text = `${fmt(x)} is only this step's contribution. ${parent} is used more than once: its grad `
+        + `adds up (+=), so give the total so far: the ${fmt(before)} it already holds + ${fmt(contribution)}.`;
+    } else {
+      text = `not ${fmt(x)}. ` + (s.tries === 1 ? `Hint: ${symbols}` : `Hint: ${numbers}`);
+    }
+    feedback.textContent = text;
+    feedback.classList.add("autograd-quiz-wrong");
+    if (s.tries >= 3 && !input.parentNode.querySelector("button[data-action='reveal']")) {
+      const reveal = h("button", { type: "button", "data-action": "reveal", "data-node-id": q.u.target,
+                                   class: "autograd-button" }, "reveal");
+      reveal.addEventListener("click", () => {
+        Object.assign(s, { answered: true, revealed: true, firstTry: false });
+        applyQuiz(q);
+      });
+      input.parentNode.appendChild(reveal);
+    }
+    input.select();
+  }
+
+  /** Draw the quiz at the step being asked; `justAnswered` stays highlighted. */
+  function applyQuiz(justAnswered) {
+    const count = steps().length;
+    const k = askedStep();
+    if (k >= count) {
+      finishQuiz();
+      return;
+    }
+    root.dataset.quiz = "asking";
+    root.dataset.step = String(k);
+    stepBox.style.display = "none";
+    detail.style.display = "none";
+    quizBox.style.display = "";
+    const known = quizKnown();
+    for (const [id, g] of groups) {
+      for (const box of g.boxes) {
+        const text = box.querySelector("text.autograd-grad");
+        if (text) text.textContent = `grad ${known.has(id) ? fmt(known.get(id)) : "?"}`;
+      }
+    }
+    for (const g of svgEl ? svgEl.querySelectorAll(".autograd-current, .autograd-updated, .autograd-asked") : []) {
+      g.classList.remove("autograd-current", "autograd-updated", "autograd-asked");
+    }
+    const entry = steps()[k];
+    const here = groups.get(entry.node) || {};
+    markBoxes(here, "autograd-current");
+    if (!entry.seed && here.op) here.op.classList.add("autograd-current");
+    if (justAnswered && justAnswered.step !== k) markBoxes(groups.get(justAnswered.u.target), "autograd-updated");
+    const asked = quiz.questions.filter((q) => q.step === k);
+    for (const q of asked) {
+      if (!answered(q) && q.u.target !== entry.node) markBoxes(groups.get(q.u.target), "autograd-asked");
+      else if (answered(q)) markBoxes(groups.get(q.u.target), "autograd-updated");
+    }
+    quizBox.textContent = "";
+    const node = nodes.get(entry.node) || {};
+    quizBox.appendChild(h("div", { class: "autograd-quiz-head" }, entry.seed
+      ? `quiz, step ${k + 1} / ${count}: the seed. What is the grad of the root ${rootName()}?`
+      : `quiz, step ${k + 1} / ${count}: backward through ${name(entry.node)} (${node.symbol || node.op || ""}), `
+        + `whose grad is ${fmt(known.get(entry.node) ?? entry.upstream)}. What grad does each parent have now?`));
+    let focus = null;
+    for (const q of asked) {
+      const parent = name(q.u.target);
+      const row = h("div", { class: "autograd-quiz-row", "data-node-id": q.u.target });
+      // a*a: the same parent gets two updates in one step; say which one each box is
+      const same = asked.filter((x) => x.u.target === q.u.target);
+      const which = same.length > 1 ? ` after += ${same.indexOf(q) + 1} of ${same.length}` : "";
+      row.appendChild(h("label", { for: `ag-q-${uid}-${q.step}-${q.index}` },
+                        `d${rootName()}/d${parent}${which} =`));
+      const s = quiz.state.get(qKey(q)) || { tries: 0 };
+      if (answered(q)) {
+        row.appendChild(h("span", { class: "autograd-quiz-value" }, fmt(q.u.after)));
+        row.appendChild(h("span", { class: "autograd-quiz-feedback autograd-quiz-right", "data-node-id": q.u.target },
+          s.revealed ? "revealed" : "right"));
+      } else {
+        const input = h("input", { type: "text", inputmode: "decimal", autocomplete: "off",
+                                   class: "autograd-quiz-input", id: `ag-q-${uid}-${q.step}-${q.index}`,
+                                   "data-node-id": q.u.target, "data-step": String(q.step),
+                                   "data-update": String(q.index),
+                                   "aria-label": `gradient of ${rootName()} with respect to ${parent}` });
+        input.addEventListener("keydown", (event) => {
+          event.stopPropagation(); // JupyterLab's shortcuts (Enter, arrows) stay out of the box
+          if (event.key === "Enter") {
+            event.preventDefault();
+            submit(q, input);
+          }
+        });
+        row.appendChild(input);
+        const feedback = h("span", { class: "autograd-quiz-feedback", "data-node-id": q.u.target });
+        if ((graph.reached_twice || []).includes(q.u.target)) {
+          feedback.textContent = Number(q.u.before) !== 0
+            ? `${parent} is reached again: give its accumulated grad`
+            : `${parent} is used more than once; this is its first contribution`;
+        }
+        row.appendChild(feedback);
+        if (s.tries >= 3) {
+          const reveal = h("button", { type: "button", "data-action": "reveal", "data-node-id": q.u.target,
+                                       class: "autograd-button" }, "reveal");
+          reveal.addEventListener("click", () => {
+            Object.assign(s, { answered: true, revealed: true, firstTry: false });
+            quiz.state.set(qKey(q), s);
+            applyQuiz(q);
+          });
+          row.appendChild(reveal);
+        }
+        focus = focus || input;
+      }
+      quizBox.appendChild(row);
+    }
+    quizBox.appendChild(h("div", { class: "autograd-note" },
+      `Enter checks, Tab moves to the next box; an answer within ${tolerance()} of the grad is right.`));
+    // keep the keyboard in the quiz: the next box gets the focus after an answer
+    if (focus && (justAnswered || quizBox.contains(document.activeElement) || root.contains(document.activeElement))) {
+      focus.focus();
+    }
+  }
+
+  function finishQuiz() {
+    quiz.done = true;
+    explain.textContent = HINT;
+    root.dataset.quiz = "done";
+    const total = quiz.questions.length;
+    const first = quiz.questions.filter((q) => (quiz.state.get(qKey(q)) || {}).firstTry).length;
+    const revealed = quiz.questions.filter((q) => (quiz.state.get(qKey(q)) || {}).revealed).length;
+    quizBox.textContent = "";
+    quizBox.appendChild(h("span", { class: "autograd-quiz-score" },
+      `${first} of ${total} right first time` + (revealed ? ` (${revealed} revealed)` : "")
+      + ". Every grad is shown now; step through the backward pass to see each rule."));
+    const again = h("button", { type: "button", "data-action": "quiz-again", class: "autograd-button" }, "quiz again");
+    again.addEventListener("click", () => {
+      startQuiz(true); // the answers so far stay in `answers`; the new ones follow them
+      applyStep();
+      buildLeaves();
+      const input = quizBox.querySelector("input");
+      if (input) input.focus();
+    });
+    quizBox.appendChild(again);
+    buildLeaves();
+    setStep(steps().length);
+  }
+
+  // --- nudge and set: the learner moves a leaf; the kernel recomputes ---------------------
+  const hasKernel = () => typeof model.send === "function";
+  const H_CHOICES = ["0.1", "0.01", "0.001"];
+  let hChoice = "0.001";
+  let waiting = null;
+  const leafResults = new Map(); // id -> the last "nudged" answer for that leaf
+
+  function buildLeaves() {
+    leavesBox.textContent = "";
+    const leaves = (graph.nodes || []).filter((n) => n.leaf);
+    if (!leaves.length || quizActive()) {
+      leavesBox.style.display = graph.quiz && leaves.length ? "" : "none";
+      if (graph.quiz && leaves.length) {
+        leavesBox.appendChild(h("div", { class: "autograd-note" },
+          "nudge and set the leaves once the quiz is done (a nudge would give the answers away)"));
+      }
+      return;
+    }
+    leavesBox.style.display = "";
+    const live = hasKernel();
+    leavesBox.dataset.kernel = live ? "1" : "0";
+    const head = h("div", { class: "autograd-leaves-head" });
+    head.appendChild(h("span", {}, `nudge a leaf by h and watch ${rootName()}: h = `));
+    const select = h("select", { class: "autograd-nudge-h", "aria-label": "nudge size h" });
+    for (const choice of H_CHOICES) {
+      const option = h("option", { value: choice }, choice);
+      if (choice === hChoice) option.selected = true;
+      select.appendChild(option);
+    }
+    select.addEventListener("change", () => { hChoice = select.value; });
+    head.appendChild(select);
+    leavesBox.appendChild(head);
+    const table = h("table");
+    const header = h("tr");
+    for (const c of ["leaf", "value", "nudge", "grad", "slope", rootName()]) header.appendChild(h("th", {}, c));
+    table.appendChild(h("thead")).appendChild(header);
+    const tbody = table.appendChild(h("tbody"));
+    const rootNode = nodes.get(graph.root) || {};
+    for (const leaf of leaves) {
+      const tr = h("tr", { "data-node-id": leaf.id });
+      tr.appendChild(h("td", {}, leaf.name));
+      const value = h("input", { type: "text", inputmode: "decimal", class: "autograd-leaf-value",
+                                 value: fmt(leaf.data), "aria-label": `value of ${leaf.name}` });
+      value.dataset.shown = value.value;
+      value.addEventListener("keydown", (event) => {
+        event.stopPropagation();
+        if (event.key === "Enter") {
+          event.preventDefault();
+          sendSet(leaf, value);
+        }
+      });
+      value.addEventListener("change", () => sendSet(leaf, value));
+      tr.appendChild(h("td")).appendChild(value);
+      const nudgeCell = h("td");
+      for (const [action, label, sign] of [["nudge-down", "−h", -1], ["nudge-up", "+h", 1]]) {
+        const b = h("button", { type: "button", "data-action": action, class: "autograd-button",
+                                title: `${leaf.name} ${sign > 0 ? "+" : "−"} h` }, label);
+        b.addEventListener("click", () => sendNudge(leaf, sign * Number(hChoice)));
+        nudgeCell.appendChild(b);
+      }
+      tr.appendChild(nudgeCell);
+      tr.appendChild(h("td", { class: "autograd-leaf-grad" }, fmt(leaf.grad)));
+      const last = leafResults.get(leaf.id);
+      tr.appendChild(h("td", { class: "autograd-leaf-slope" }, last ? fmt(last.slope) : "—"));
+      tr.appendChild(h("td", { class: "autograd-leaf-root" },
+        last ? `${fmt(last.before)} → ${fmt(last.after)}` : fmt(rootNode.data)));
+      for (const control of tr.querySelectorAll("input, button")) control.disabled = !live;
+      tbody.appendChild(tr);
+    }
+    leavesBox.appendChild(table);
+    leavesBox.appendChild(h("div", { class: "autograd-leaves-status" }, live
+      ? "type a value and press Enter to set a leaf (forward and backward run again on the recorded graph)"
+      : "nudge and set need a running kernel: this page has none (the quiz and the replay still work)"));
+  }
+
+  function status(text, bad) {
+    const line = leavesBox.querySelector(".autograd-leaves-status");
+    if (!line) return;
+    line.textContent = text;
+    line.classList.toggle("autograd-error", Boolean(bad));
+  }
+
+  function send(content) {
+    if (!hasKernel()) return;
+    model.send(content);
+    clearTimeout(waiting);
+    status("asking the kernel…");
+    waiting = setTimeout(() => status("no answer from the kernel (is it running this result?)", true), 5000);
+  }
+
+  function sendNudge(leaf, step) {
+    send({ kind: "nudge", node: leaf.id, h: step });
+  }
+
+  function sendSet(leaf, input) {
+    const typed = input.value.trim();
+    if (typed === input.dataset.shown) return;
+    const x = Number(typed);
+    if (!typed || !Number.isFinite(x)) {
+      status(`${leaf.name}: type a number, e.g. 3 or -0.5`, true);
+      return;
+    }
+    input.dataset.shown = typed;
+    send({ kind: "set", values: { [leaf.id]: x } });
+  }
+
+  onModel("msg:custom", (msg) => {
+    if (!msg || typeof msg !== "object") return;
+    clearTimeout(waiting);
+    if (msg.kind === "nudged") {
+      leafResults.set(msg.node, msg);
+      const tr = leavesBox.querySelector(`tr[data-node-id="${CSS.escape(String(msg.node))}"]`);
+      if (tr) {
+        tr.querySelector(".autograd-leaf-slope").textContent = fmt(msg.slope);
+        tr.querySelector(".autograd-leaf-grad").textContent = fmt(msg.grad);
+        tr.querySelector(".autograd-leaf-root").textContent = `${fmt(msg.before)} → ${fmt(msg.after)}`;
+      }
+      status(String(msg.text || ""));
+    } else if (msg.kind === "set_done") {
+      leafResults.clear(); // the slopes were measured at the old values
+      buildLeaves();
+      const values = Object.entries(msg.values || {}).map(([id, x]) => `${name(id)} = ${fmt(x)}`).join(", ");
+      status(`set ${values}; ${rootName()} is now ${fmt((nodes.get(graph.root) || {}).data)}`);
+    } else if (msg.kind === "error") {
+      status(String(msg.text || "the kernel could not do that"), true);
+    }
+  });
+
   // --- torch's own autograd graph (--torch-graph), optional ------------------------------
   function buildTorchGraph() {
     torchBox.textContent = "";
@@ -536,7 +977,7 @@ function render({ model, el }) {
   buildTorchGraph();
   onModel("change:step", applyStep);
   onModel("change:selected", applySelection);
-  onModel("change:model", rebuild);
+  onModel("change:model", onModelChange);
   onModel("change:svg", rebuild);
   onModel("change:renderer", rebuild);
   rebuild();

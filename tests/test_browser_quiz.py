@@ -1,0 +1,242 @@
+"""Issue 15's widget in a real browser (JupyterLab 4, headless Chromium, 1400x900, file
+browser open, light and dark theme): the quiz on the lecture cell, answered with the
+keyboard only (wrong -> hint, the hint with numbers, right -> the grad appears and the next
+step is highlighted, three wrong -> reveal, the score at the end), the answers reaching the
+kernel, and the `+=` lesson on a reused leaf. Screenshots go to tests/artifacts/; the light
+one mid-way through the quiz also to docs/quiz.png (the README's picture)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.request
+
+import nbformat
+import pytest
+from cells import LECTURE
+from playwright.sync_api import Locator, Page, expect
+from test_browser import (  # noqa: F401  (fixtures)
+    ARTIFACTS,
+    REPO,
+    Server,
+    Session,
+    browser,
+    chromium,
+    jupyter,
+    our_errors,
+    same_picture,
+    session,
+)
+from test_browser_hardening import set_theme
+
+pytestmark = pytest.mark.browser
+
+NAME = "quiz.ipynb"
+DOCS_IMAGE = REPO / "docs" / "quiz.png"
+REUSED = "a = 2.0\nb = a * a + a\nL = b * 3.0"
+QUIZ_WIDGET = """\
+from micrograd_magics.widget import AutogradWidget
+
+def quiz_widget(cell):
+    result = get_ipython().run_cell_magic("autograd", "", cell)
+    model = dict(result.graph, quiz={"tolerance": 5e-5})
+    return AutogradWidget.from_model(model)
+
+w = quiz_widget(CELL)
+w"""
+CELLS = [
+    "%load_ext micrograd_magics",
+    QUIZ_WIDGET.replace("CELL", repr(LECTURE)),
+    f"w2 = quiz_widget({REUSED!r})\nw2",
+    'print("answers:", [(a["label"], a["typed"], a["ok"], a["try"]) for a in w.answers])',
+]
+# the lecture's grads, checked by hand: L = (a*b + c) * f
+GRADS = {"L": "1.0000", "d": "-2.0000", "f": "4.0000", "e": "-2.0000", "c": "-2.0000",
+         "a": "6.0000", "b": "-4.0000"}
+
+
+def put_notebook(server: Server) -> None:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    body = json.dumps({"type": "notebook", "format": "json",
+                       "content": json.loads(nbformat.writes(notebook))}).encode()
+    request = urllib.request.Request(f"{server.base}/api/contents/{NAME}", data=body,
+                                     method="PUT", headers={
+                                         "Authorization": f"token {server.token}",
+                                         "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def run_all(page: Page, server: Server) -> None:
+    page.set_viewport_size({"width": 1400, "height": 900})
+    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url):
+        page.goto(server.url(f"lab/tree/{NAME}"))
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+    expect(prompts).to_have_count(len(CELLS))
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+    for i in range(len(CELLS)):
+        expect(prompts.nth(i)).to_have_text(re.compile(r"\[\s*\d+\s*\]"))
+    expect(page.locator(".jp-Notebook .autograd-widget[data-quiz]")).to_have_count(2)
+
+
+def ids_of(widget: Locator) -> dict[str, str]:
+    return widget.evaluate("""root => Object.fromEntries(
+        [...root.querySelectorAll("svg g[data-kind='value'][data-node-id]")].map(g => [
+            g.querySelector("text.autograd-label").textContent.trim(),
+            g.getAttribute("data-node-id")]))""")
+
+
+def answer(page: Page, widget: Locator, node_id: str, typed: str) -> None:
+    """Type into the box that has the focus (it must be the one for node_id), then Enter."""
+    box = widget.locator("input.autograd-quiz-input:focus")
+    expect(box).to_have_attribute("data-node-id", node_id)
+    page.keyboard.type(typed)
+    page.keyboard.press("Enter")
+
+
+def test_quiz_by_keyboard(jupyter: Server, session: Session, theme: str) -> None:  # noqa: F811
+    put_notebook(jupyter)
+    set_theme(jupyter, theme)
+    page = session.page
+    run_all(page, jupyter)
+    expect(page.locator("#filebrowser")).to_be_visible()
+    tag = "dark" if "Dark" in theme else "light"
+    widget, reused = page.locator(".jp-Notebook .autograd-widget[data-quiz]").all()
+    widget.scroll_into_view_if_needed()
+    ids = ids_of(widget)
+    assert set(ids) == set(GRADS), ids
+    grad = lambda label: widget.locator(  # noqa: E731
+        f"svg g[data-kind='value'][data-node-id='{ids[label]}'] text.autograd-grad")
+    quiz = widget.locator(".autograd-quiz")
+
+    # every grad hidden; the seed asked first, on L; the replay buttons are hidden
+    expect(widget).to_have_attribute("data-quiz", "asking")
+    expect(widget.locator("svg text.autograd-grad")).to_have_text(["grad ?"] * 7)
+    expect(widget.locator(".autograd-steps")).to_be_hidden()
+    expect(quiz).to_contain_text("the seed")
+    widget.locator(f"input.autograd-quiz-input[data-node-id='{ids['L']}']").focus()
+    # hover gives no grad away
+    widget.locator(f"svg g[data-kind='value'][data-node-id='{ids['a']}']").hover()
+    expect(widget.locator(".autograd-explain")).to_contain_text("a: data 2.0000, grad ? (leaf)")
+    expect(widget.locator(".autograd-explain")).not_to_contain_text("6.0000")
+    answer(page, widget, ids["L"], "1")
+    expect(grad("L")).to_have_text("grad 1.0000")
+
+    # L's rule: d and f asked (two boxes), L is the current node
+    expect(widget.locator("svg g.autograd-current[data-kind='value']")).to_have_attribute(
+        "data-node-id", ids["L"])
+    expect(widget.locator("svg g.autograd-asked[data-kind='value']")).to_have_count(2)
+    feedback_d = widget.locator(f".autograd-quiz-feedback[data-node-id='{ids['d']}']")
+    answer(page, widget, ids["d"], "2")  # wrong: the chain rule in symbols
+    expect(feedback_d).to_contain_text("not 2.0000. Hint: dL/dd = dL/dL * dL/dd")
+    expect(feedback_d).not_to_contain_text("1.0000 *")
+    expect(grad("d")).to_have_text("grad ?")
+    page.keyboard.press("Control+A")
+    answer(page, widget, ids["d"], "3")  # wrong again: now with the numbers known
+    expect(feedback_d).to_contain_text("Hint: dL/dd = dL/dL * dL/dd = 1.0000 * -2.0000")
+    page.keyboard.press("Control+A")
+    answer(page, widget, ids["d"], "-2")  # right: d's grad appears, the focus moves to f
+    expect(grad("d")).to_have_text("grad -2.0000")
+    expect(grad("f")).to_have_text("grad ?")
+    answer(page, widget, ids["f"], "4.0")
+    expect(grad("f")).to_have_text("grad 4.0000")
+
+    # d's rule next: d highlighted, e and c asked; Tab goes from e's box to c's
+    expect(widget.locator("svg g.autograd-current[data-kind='value']")).to_have_attribute(
+        "data-node-id", ids["d"])
+    page.keyboard.press("Tab")
+    answer(page, widget, ids["c"], "-2")
+    expect(grad("c")).to_have_text("grad -2.0000")
+    answer(page, widget, ids["e"], "-2")
+
+    # e's rule: a and b; a wrong answer for b shows the hint: the picture mid-way
+    expect(widget.locator("svg g.autograd-current[data-kind='value']")).to_have_attribute(
+        "data-node-id", ids["e"])
+    answer(page, widget, ids["a"], "6")
+    expect(grad("a")).to_have_text("grad 6.0000")
+    answer(page, widget, ids["b"], "3")
+    feedback_b = widget.locator(f".autograd-quiz-feedback[data-node-id='{ids['b']}']")
+    expect(feedback_b).to_contain_text("Hint: dL/db = dL/de * de/db")
+    expect(grad("b")).to_have_text("grad ?")
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"quiz-midway-{tag}.png"), scale="css")
+    if tag == "light":
+        save_docs_image(page, widget)
+    # two more wrong: a reveal button, reached with Tab, pressed with Enter
+    for typed in ("3", "4"):
+        page.keyboard.press("Control+A")
+        answer(page, widget, ids["b"], typed)
+    reveal = widget.locator(f"button[data-action='reveal'][data-node-id='{ids['b']}']")
+    expect(reveal).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(reveal).to_be_focused()
+    page.keyboard.press("Enter")
+
+    # the end: the score, every grad shown, the replay at its last step
+    expect(widget).to_have_attribute("data-quiz", "done")
+    expect(widget.locator(".autograd-quiz-score")).to_contain_text(
+        "5 of 7 right first time (1 revealed)")
+    for label, value in GRADS.items():
+        expect(grad(label)).to_have_text(f"grad {value}")
+    expect(widget.locator(".autograd-steps")).to_be_visible()
+    expect(widget).to_have_attribute("data-step", "4")
+    page.screenshot(path=str(ARTIFACTS / f"quiz-done-{tag}.png"), scale="css")
+
+    # the += lesson: at a*a's step a is reached again; its contribution alone is not it
+    reused.scroll_into_view_if_needed()
+    rids = ids_of(reused)
+    reused.locator("input.autograd-quiz-input").first.focus()
+    for node, typed in [("L", "1"), ("b", "3")]:
+        answer(page, reused, rids[node], typed)
+    boxes = reused.locator("input.autograd-quiz-input")  # a*a and a, from b = a*a + a
+    expect(boxes).to_have_count(2)
+    for _ in range(2):
+        page.keyboard.type("3")
+        page.keyboard.press("Enter")
+    a_box = reused.locator(f"input.autograd-quiz-input[data-node-id='{rids['a']}']")
+    expect(a_box).to_have_count(2)  # a*a's rule gives a two contributions
+    expect(reused.locator(".autograd-quiz-feedback").first).to_contain_text(
+        "a is reached again: give its accumulated grad")
+    answer(page, reused, rids["a"], "6")  # 3 + 6 = 9 is the total so far
+    expect(reused.locator(".autograd-quiz-feedback").first).to_contain_text(
+        "6.0000 is only this step's contribution. a is used more than once: its grad adds up (+=)")
+    page.screenshot(path=str(ARTIFACTS / f"quiz-plus-equals-{tag}.png"), scale="css")
+    page.keyboard.press("Control+A")
+    answer(page, reused, rids["a"], "9")
+    answer(page, reused, rids["a"], "15")
+    expect(reused.locator(".autograd-quiz-score")).to_contain_text("5 of 6 right first time")
+    expect(reused.locator(f"svg g[data-node-id='{rids['a']}'] text.autograd-grad").first
+           ).to_have_text("grad 15.0000")
+
+    # the answers reached the kernel: run the last cell again
+    last = page.locator(".jp-Notebook .jp-CodeCell").nth(len(CELLS) - 1)
+    last.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    expect(last.locator(".jp-OutputArea-output")).to_contain_text(
+        "answers: [('L', '1', True, 1), ('d', '2', False, 1), ('d', '3', False, 2), "
+        "('d', '-2', True, 3), ('f', '4.0', True, 1), ('c', '-2', True, 1), "
+        "('e', '-2', True, 1), ('a', '6', True, 1), ('b', '3', False, 1), "
+        "('b', '3', False, 2), ('b', '4', False, 3)]")
+    assert our_errors(session.errors) == [], session.errors
+
+
+def save_docs_image(page: Page, widget: Locator) -> None:
+    """The quiz widget mid-way (its output area) -> artifacts and docs/quiz.png."""
+    box = widget.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100, box
+    margin = 8
+    path = ARTIFACTS / "quiz-widget.png"
+    page.screenshot(path=str(path), clip={
+        "x": max(box["x"] - margin, 0), "y": max(box["y"] - margin, 0),
+        "width": box["width"] + 2 * margin, "height": box["height"] + 2 * margin})
+    if not same_picture(path, DOCS_IMAGE):
+        shutil.copy(path, DOCS_IMAGE)
+
+
+@pytest.fixture(params=["JupyterLab Light", "JupyterLab Dark"])
+def theme(request: pytest.FixtureRequest) -> str:
+    return request.param
