@@ -43,8 +43,9 @@
  * Nudge and set (custom messages to the kernel, see widget.py):
  *   .autograd-leaves                       the leaves panel; data-kernel="0" without one
  *   select.autograd-nudge-h                h: 0.1, 0.01, 0.001
- *   tr[data-node-id] in it: input.autograd-leaf-value, button[data-action="nudge-up"|
- *   "nudge-down"], .autograd-leaf-grad, .autograd-leaf-slope, .autograd-leaf-root
+ *   tr[data-node-id] in it: input.autograd-leaf-value (Enter sets; ArrowUp/Down: ± h),
+ *   .autograd-leaf-drag (drag sideways), button[data-action="nudge-up"|"nudge-down"],
+ *   .autograd-leaf-grad, .autograd-leaf-slope (measured), .autograd-leaf-root (before → after)
  *   .autograd-leaves-status                the kernel's last answer (or error)
  */
 
@@ -884,10 +885,37 @@ function render({ model, el }) {
         if (event.key === "Enter") {
           event.preventDefault();
           sendSet(leaf, value);
+        } else if (event.key === "ArrowUp" || event.key === "ArrowDown") {
+          // the keyboard's drag: one h per press, set at once
+          event.preventDefault();
+          const x = Number(value.value);
+          if (!Number.isFinite(x)) return;
+          value.value = fmt(x + (event.key === "ArrowUp" ? 1 : -1) * Number(hChoice));
+          sendSet(leaf, value);
         }
       });
       value.addEventListener("change", () => sendSet(leaf, value));
-      tr.appendChild(h("td")).appendChild(value);
+      const valueCell = h("td");
+      // drag the handle sideways: h per pixel while dragging, one set when let go
+      const handle = h("span", { class: "autograd-leaf-drag", title: `drag sideways to change ${leaf.name} (h per pixel)`,
+                                 "aria-hidden": "true" }, "↔");
+      handle.addEventListener("pointerdown", (event) => {
+        if (!live || event.button !== 0) return;
+        event.preventDefault();
+        event.stopPropagation();
+        const start = { x: event.clientX, value: Number(leaf.data) };
+        handle.setPointerCapture(event.pointerId);
+        const move = (e) => { value.value = fmt(start.value + (e.clientX - start.x) * Number(hChoice)); };
+        const up = () => {
+          handle.removeEventListener("pointermove", move);
+          handle.removeEventListener("pointerup", up);
+          sendSet(leaf, value);
+        };
+        handle.addEventListener("pointermove", move);
+        handle.addEventListener("pointerup", up);
+      });
+      valueCell.append(value, handle);
+      tr.appendChild(valueCell);
       const nudgeCell = h("td");
       for (const [action, label, sign] of [["nudge-down", "−h", -1], ["nudge-up", "+h", 1]]) {
         const b = h("button", { type: "button", "data-action": action, class: "autograd-button",
