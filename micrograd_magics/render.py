@@ -426,7 +426,7 @@ def save(model: GraphModel, path: str | Path, rankdir: str = "LR", renderer: str
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png", ".dot", ".gv"):
         raise ValueError(f"cannot save {path.name!r}: the file name must end in one of "
-                         f".svg, .png, .dot, .gv")
+                         f".svg, .png, .dot, .gv (or .html from AutogradResult.save)")
     if model.get("truncated"):
         raise RenderError(f"{model.get('node_count')} nodes: too many to draw; raise the cap "
                           f"with --max-nodes N and run the cell again")

@@ -63,8 +63,8 @@ class AutogradResult:
         cells = "".join(
             f"<tr><td>{html.escape(label)}</td><td>{data}</td><td>{grad}</td></tr>"
             for label, data, grad in self.table_rows())
-        return ("<table class='autograd-table'><thead><tr><th>label</th><th>data</th>"
-                f"<th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
+        return ("<table class='autograd-table autograd-static'><thead><tr><th>label</th>"
+                f"<th>data</th><th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
 
     def summary(self) -> str:
         model = self.graph
@@ -162,9 +162,22 @@ class AutogradResult:
         return self._widget or None
 
     def save(self, path: str | Path) -> Path:
-        """Write the graph: "graph.svg", "graph.png" (through the same layout program's
-        -Tpng) or "graph.dot". Returns the path."""
+        """Write the graph: "graph.html" (a standalone page with the interactive graph: hover,
+        click, step through backward; no network needed), "graph.svg", "graph.png" (through
+        the same layout program's -Tpng) or "graph.dot". Returns the path."""
         from micrograd_magics.render import save
+
+        path = Path(path)
+        if path.suffix.lower() in (".html", ".htm"):
+            from micrograd_magics.inline import standalone_page
+
+            if self.svg is None:
+                raise ValueError(f"cannot save {path.name!r}: {self.render_error or 'no graph'}")
+            root = next((n for n in self.graph["nodes"] if n["id"] == self.graph["root"]), {})
+            path.write_text(standalone_page(self.static_html(interactive=True),
+                                            f"%%autograd: {root.get('name', 'graph')}"),
+                            encoding="utf-8")
+            return path
 
         return save(self.graph, path, rankdir=self._option("rankdir", "LR"),
                     renderer=self._option("renderer", "auto"), svg=self.svg)
@@ -195,21 +208,33 @@ class AutogradResult:
                      number(row.get("diff")) if "diff" in row else "—",
                      "✓" if row.get("ok") else "✗"]
             body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
+        return (f"<table class='autograd-compare autograd-static'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>")
 
-    def static_html(self) -> str:
-        """The graph SVG, the comparison (if any) and the grads table, as one HTML block."""
+    def static_html(self, interactive: bool | None = None) -> str:
+        """The graph SVG, the comparison (if any) and the grads table, as one HTML block.
+
+        Unless --static (or `interactive=False`), it also carries the widget's front end
+        (see `micrograd_magics.inline`): where scripts run, with no kernel, the static graph
+        becomes the interactive one; where they do not, the static graph is what shows."""
+        from micrograd_magics import inline
+
         notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.notes())
         svg = self.svg
-        graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
-                 f"max-height:80vh'>{svg}</div>" if svg else "")
+        graph = (f"<div class='autograd-graph autograd-static' style='overflow:auto;"
+                 f"max-width:100%;max-height:80vh'>{svg}</div>" if svg else "")
         torch_svg = self.torch_svg
-        torch_graph = (f"<p>torch's autograd graph (each node: the value it computes)</p>"
-                       f"<div class='autograd-torch-graph' style='overflow:auto;max-width:100%'>"
-                       f"{torch_svg}</div>" if torch_svg else "")
-        return (f"<div class='autograd-result'>{notes}{graph}{torch_graph}{self.compare_html()}"
-                f"{self.html_table()}</div>")
+        torch_graph = (f"<div class='autograd-static'><p>torch's autograd graph (each node: "
+                       f"the value it computes)</p><div class='autograd-torch-graph' "
+                       f"style='overflow:auto;max-width:100%'>{torch_svg}</div></div>"
+                       if torch_svg else "")
+        if interactive is None:
+            interactive = not self._option("static", False)
+        host_id = inline.new_host_id()
+        live = (inline.interactive_parts(host_id, self.graph, self.renderer or "")
+                if interactive and svg else "")
+        return (f"<div class='autograd-result' id='{host_id}'>{notes}{graph}{torch_graph}"
+                f"{self.compare_html()}{self.html_table()}{live}</div>")
 
     def _repr_html_(self) -> str:
         return self.static_html()

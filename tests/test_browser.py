@@ -298,6 +298,12 @@ def test_lab_widget_shows_and_steps_through_backward(jupyter: Server, session: S
     expect(forward_only.locator("svg text.autograd-grad")).to_have_text(
         ["grad 0.0000"] * len(LABELS))
 
+    # one graph per output: JupyterLab shows the widget, not also the text/html (which
+    # carries the same front end for pages with no kernel)
+    expect(page.locator(".jp-Notebook .autograd-widget")).to_have_count(2)
+    expect(page.locator(".jp-Notebook .autograd-result")).to_have_count(0)
+    expect(page.locator(".jp-Notebook .jp-OutputArea-output svg.autograd-svg")).to_have_count(2)
+
     # the lecture cell: every label, the final gradients, the last step shown
     widget = lecture_widget(page)
     ids = node_ids(widget)
