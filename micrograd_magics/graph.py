@@ -22,6 +22,7 @@ numbers (non-finite ones as "nan", "inf", "-inf") and lists/dicts of them.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
@@ -88,6 +89,63 @@ def op_symbol(op: Op | str, k: float | None) -> str:
     return str(op)
 
 
+# a name that reads as one thing in a formula: `a`, `w[0]`, `y#1`, `#3`,
+# `model.layers[0].neurons[3].w[1]`; anything else (`x1*w1`) is parenthesised there
+PLAIN_NAME = re.compile(r"(?:[A-Za-z_]\w*|#\d+)(?:\.[A-Za-z_]\w*|\[\d+\])*(?:#\d+)?")
+MAX_DERIVED_NAME = 60  # longer made-up names fall back to `#i`
+INFIX = {"+": " + ", "-": " - ", "*": "*", "/": "/", "**": "**"}
+
+
+def is_plain_name(name: str) -> bool:
+    return PLAIN_NAME.fullmatch(name) is not None
+
+
+def in_formula(name: str) -> str:
+    """The name as it reads inside a formula: `x1*w1` -> `(x1*w1)`, `a` and `w[0]` as they
+    are, so `do/d(x1*w1)` cannot be misread as `do/dx1 * w1`."""
+    return name if is_plain_name(name) else f"({name})"
+
+
+def fill_formula(template: str, values: dict[str, str]) -> str:
+    """An op's formula text with the names put in: parenthesised where needed, bare
+    where the template already has the brackets (`exp({a})`)."""
+    def put(match: re.Match[str]) -> str:
+        name = values[match.group(1)]
+        start, end = match.span()
+        bracketed = template[start - 1:start] == "(" and template[end:end + 1] == ")"
+        return name if bracketed or match.group(1) == "k" else in_formula(name)
+
+    return re.sub(r"\{(\w+)\}", put, template)
+
+
+def derived_name(symbol: str, parents: list[str]) -> str | None:
+    """A readable name for an unlabelled node from its op and its parents' names
+    (`w[0]*x[0]`, `b + w[0]*x[0]`, `tanh(n)`, `x**2`), or None when there is none."""
+    if not symbol or not parents:
+        return None
+    if len(parents) == 2 and symbol in INFIX:
+        a, b = parents
+        if symbol == "*":  # a sum inside a product needs its brackets: (a + b)*c
+            a, b = (f"({x})" if " " in x else x for x in (a, b))
+        elif symbol in ("/", "**"):
+            a, b = in_formula(a), in_formula(b)
+        elif symbol == "-" and " " in b:
+            b = f"({b})"
+        return f"{a}{INFIX[symbol]}{b}"
+    if len(parents) != 1:
+        return None
+    (a,) = parents
+    if symbol[0].isalpha():  # tanh, exp, ReLU, ...
+        return f"{symbol}({a})"
+    if symbol == "-":
+        return f"-{in_formula(a)}"
+    if symbol[0] in "+-*/" and symbol.lstrip("+-*/"):  # a folded constant after: x*2
+        return f"{in_formula(a)}{symbol}"
+    if symbol[-1] in "+-*/" and symbol.rstrip("+-*/"):  # before: 2-x, 2**x
+        return f"{symbol}{in_formula(a)}"
+    return None
+
+
 def labelled_positions(order: list[Any]) -> list[int]:
     """Where the labelled nodes are in order: one pass that the model, the version names
     and the non-finite check share."""
@@ -129,12 +187,18 @@ def build_model(
         if label and names:
             label = names.get(id(node), label)
         ids[id(node)] = nid = f"n{i}"
+        symbol = op_symbol(node._op, constant(node)) if node._op else ""
+        name = label
+        if not name and not truncated:  # an intermediate built in engine.nn, a helper, ...
+            name = derived_name(symbol, [by_id[id(p)]["name"] for p in node._prev])
+            if name is None or len(name) > MAX_DERIVED_NAME:
+                name = f"#{i}"
         record = {
             "id": nid,
             "label": label,
-            "name": readable(label) if label else f"#{i}",  # control characters written out
+            "name": readable(name) if name else f"#{i}",  # control characters written out
             "op": str(node._op),
-            "symbol": op_symbol(node._op, constant(node)) if node._op else "",
+            "symbol": symbol,
             "data": jsonable(node.data),
             "grad": jsonable(node.grad),
             "parents": [],
@@ -170,7 +234,7 @@ def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
                by_id: dict[int, dict[str, Any]], precision: int, accumulate: bool) -> None:
     fmt = lambda x: format_number(x, precision)  # noqa: E731
     root_rec = by_id[id(root)]
-    top = root_rec["name"]
+    top = in_formula(root_rec["name"])
     seed = f"d{top}/d{top} = 1"
     root_rec["explain"].append(seed)
     model["steps"].append({"node": root_rec["id"], "seed": True, "upstream": 1.0, "rule": seed,
@@ -184,21 +248,23 @@ def _add_steps(model: GraphModel, root: Value, steps: Iterable[BackwardStep],
         values = {"out": node["name"], "k": format_constant(constant(step.node) or 0.0)}
         for key, parent in zip("ab", parents):
             values[key] = parent["name"]
+        here = in_formula(node["name"])
         updates = []
         rules = []
         for i, update in enumerate(step.updates):
             target = by_id[id(update.parent)]
-            local_text = step.node._op.formulas[i].format(**values) if isinstance(
+            there = in_formula(target["name"])
+            local_text = fill_formula(step.node._op.formulas[i], values) if isinstance(
                 step.node._op, Op) else "local"
-            rules.append(f"d{node['name']}/d{target['name']} = {local_text}")
-            chain = (f"d{top}/d{node['name']} * d{node['name']}/d{target['name']} = "
+            rules.append(f"d{here}/d{there} = {local_text}")
+            chain = (f"d{top}/d{here} * d{here}/d{there} = "
                      f"{fmt(step.upstream)} * {fmt(update.local)} = {fmt(update.contribution)}")
             if accumulate and update.before != 0.0:
-                formula = (f"d{top}/d{target['name']} += {chain}  →  {fmt(update.after)}")
+                formula = (f"d{top}/d{there} += {chain}  →  {fmt(update.after)}")
             elif accumulate:
-                formula = f"d{top}/d{target['name']} = {chain}"
+                formula = f"d{top}/d{there} = {chain}"
             else:
-                formula = f"d{top}/d{target['name']} = {chain}  (assigned: = not +=)"
+                formula = f"d{top}/d{there} = {chain}  (assigned: = not +=)"
             target["explain"].append(formula)
             contributions[target["id"]] = contributions.get(target["id"], 0) + 1
             updates.append({"target": target["id"], "local": jsonable(update.local),

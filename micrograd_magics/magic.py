@@ -79,6 +79,9 @@ class AutogradMagics(Magics):
     @argument("--precision", type=int, default=None, help="Digits after the point (default 4).")
     @argument("--rtol", type=float, default=None, help="Relative tolerance (default 1e-9).")
     @argument("--atol", type=float, default=None, help="Absolute tolerance (default 1e-12).")
+    @argument("--quiz", action="store_true",
+              help="Hide every gradient: predict each one in the widget (right when within "
+                   "half a unit of the last digit shown) or with result.check_answers().")
     @argument("--engine", default=None,
               help="Run on your own Value class (a name in the notebook or a dotted path).")
     @line_cell_magic
@@ -127,6 +130,12 @@ class AutogradMagics(Magics):
             problem = tolerance_problem(getattr(args, name))
             if problem:
                 raise UsageError(f"--{name} {problem}")
+        if args.quiz and args.overwrite_grads:
+            raise UsageError("--quiz checks the right gradients: it works with "
+                             "--overwrite-grads off only")
+        if args.quiz and (args.torch or args.torch_graph or args.check):
+            raise UsageError("--quiz hides the gradients and --torch/--check would show "
+                             "them: do the quiz first, then run the cell with --torch")
         pick = lambda given, default: default if given is None else given  # noqa: E731
         return pipeline.Options(
             root=args.root, backward=not args.no_backward, accumulate=not args.overwrite_grads,
@@ -136,7 +145,7 @@ class AutogradMagics(Magics):
             renderer=self.renderer, torch=args.torch or args.torch_graph,
             torch_graph=args.torch_graph,
             check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
-            engine=args.engine)
+            engine=args.engine, quiz=args.quiz)
 
 
 MAX_PRECISION = 15

@@ -20,6 +20,7 @@ from micrograd_magics import compare as checks
 from micrograd_magics import foreign, replay
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model, labelled_positions
+from micrograd_magics.nudge import quiz_tolerance
 from micrograd_magics.result import AutogradResult
 
 
@@ -42,6 +43,7 @@ class Options:
     rtol: float = 1e-9
     atol: float = 1e-12
     engine: str | None = None
+    quiz: bool = False
 
 
 NOTHING_TO_DIFFERENTIATE = (
@@ -120,12 +122,33 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             raise their_failure() from None
         if changed:
             result.warnings.append(changed_leaves_note(changed, root))
+        record = replay.from_engine if learner_class is None else replay.from_learner
+        result.bind_graph(lambda: record(order), lambda: rebuilt_model(root, order, ns, options),
+                          learner=learner_class is not None)
+        if options.quiz:
+            result.graph["quiz"] = {"tolerance": quiz_tolerance(options.precision)}
         if options.torch or options.check:  # on the recorded graph: the cell ran once
-            graph = (replay.from_engine(order) if learner_class is None
-                     else replay.from_learner(order))
-            checks.compare(result, graph, options, learner=learner_class is not None,
-                           steps=result.learner_steps)
+            checks.compare(result, result.recorded_graph(), options,
+                           learner=learner_class is not None, steps=result.learner_steps)
     return result
+
+
+def rebuilt_model(root: Value, order: list[Value], ns: dict[str, Any], options: Options) -> Any:
+    """The model of root's graph after its numbers changed (result.set): backward again,
+    the same node ids and names."""
+    from micrograd_magics.nudge import rerun_backward
+
+    small = len(order) <= options.max_nodes
+    if small:
+        steps = rerun_backward(root)
+    else:
+        engine.zeroed_backward(root)
+        steps = None
+    labelled = labelled_positions(order)
+    names = version_names((order[i] for i in labelled), ns)
+    return build_model(root, steps=steps, order=order, names=names,
+                       precision=options.precision, accumulate=True,
+                       max_nodes=options.max_nodes, labelled=labelled)
 
 
 class LastBackward:

@@ -122,12 +122,12 @@ def record_field(text: str) -> str:
     return "\\n".join(escaped) or "\\ "
 
 
-def value_label(node: dict[str, Any], precision: int) -> str:
+def value_label(node: dict[str, Any], precision: int, hide_grad: bool = False) -> str:
     """`{a|data 2.0000|grad 6.0000}`: the fields side by side with rankdir LR (the
     lecture's look), stacked with TB."""
     name = shorten(node.get("name") or node.get("label") or "")
     data = format_number(node["data"], precision)
-    grad = format_number(node["grad"], precision)
+    grad = "?" if hide_grad else format_number(node["grad"], precision)  # --quiz: predict it
     # the numbers need no escaping: digits, signs, `.`, `e`, "nan", "inf"
     return f"{{{record_field(name)}|data {data}|grad {grad}}}"
 
@@ -201,7 +201,7 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     for (source, _), copy in copies.items():
         copies_of.setdefault(source, []).append(copy)
     for node in nodes:
-        label = value_label(node, precision)
+        label = value_label(node, precision, hide_grad=bool(model.get("quiz")))
         if node["id"] in mismatches:
             dot.node(names[node["id"]], label=label, color=MISMATCH_COLOR,
                      fontcolor=MISMATCH_COLOR, penwidth="2.5",
@@ -528,7 +528,7 @@ def save(model: GraphModel, path: str | Path, rankdir: str = "LR", renderer: str
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png", ".dot", ".gv"):
         raise ValueError(f"cannot save {path.name!r}: the file name must end in one of "
-                         f".svg, .png, .dot, .gv")
+                         f".svg, .png, .dot, .gv (or .html from AutogradResult.save)")
     if model.get("truncated"):
         raise RenderError(f"{model.get('node_count')} nodes: too many to draw; raise the cap "
                           f"with --max-nodes N and run the cell again")

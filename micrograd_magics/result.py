@@ -116,6 +116,107 @@ class AutogradResult:
         self._render_error: str | None = None
         self._widget: Any = None  # weakref.ref to the widget, False if none can be made
         self.widget_error: str | None = None
+        self._recorded: Any = None  # replay.RecordedGraph of the run, for nudge and set
+        self._rebuild: Any = None  # () -> the model from the nodes' current numbers
+        self._answers: list[dict[str, Any]] = []  # the quiz answers, as the widget sent them
+
+    # --- acting on the recorded graph: nudge, set, the quiz -----------------------------
+
+    def bind_graph(self, record: Any, rebuild: Any, learner: bool = False) -> None:
+        """What nudge and set work on (the pipeline gives it): how to make the recorded
+        graph's plan (made on first use) and how to rebuild the model once its numbers
+        changed."""
+        self._record, self._rebuild, self._learner = record, rebuild, learner
+
+    def recorded_graph(self) -> Any:
+        """The plan of the recorded graph (`replay.RecordedGraph`), made once."""
+        from micrograd_magics.nudge import NudgeError
+
+        if self._recorded is None:
+            if getattr(self, "_record", None) is None:
+                raise NudgeError("this result has no recorded graph to act on")
+            self._recorded = self._record()
+        return self._recorded
+
+    _graph_for_acting = recorded_graph
+
+    def nudge(self, label: str, h: float = 1e-3) -> Any:
+        """Re-evaluate the recorded graph with `label` moved by h (nothing is changed): the
+        root before and after, the slope (after - before) / h, and label's grad. Prints as
+        the lecture's sentence."""
+        from micrograd_magics.nudge import nudged
+
+        return nudged(self._graph_for_acting(), self.graph, label, h)
+
+    def set(self, **values: float) -> AutogradResult:
+        """Give leaves new values (`result.set(a=3.0)`), recompute forward and backward of
+        the recorded graph, and update this result and its widget in place. The graph's
+        Values (your variables) hold the new numbers. Returns the result."""
+        from micrograd_magics.nudge import NudgeError, set_leaves
+
+        graph = self._graph_for_acting()
+        if getattr(self, "_learner", False):
+            raise NudgeError("set() works on the engine's Values: your class's _backward "
+                             "closures keep numbers from the forward pass that made them (the "
+                             "lecture's tanh keeps t); change the cell and run it again")
+        set_leaves(graph, self.graph, values)
+        self._replace_model(self._rebuild())
+        return self
+
+    def _replace_model(self, model: GraphModel) -> None:
+        if "quiz" in self.graph:
+            model["quiz"] = self.graph["quiz"]
+        if "compare" in self.graph:
+            self.warnings.append("set() changed the numbers: the comparison shown is of the "
+                                 "values before; run the cell again to check the new ones")
+        self.graph = model
+        named = [n for n in model["nodes"] if n["label"]]
+        self.values = {n["label"]: as_float(n["data"]) for n in named}
+        self.grads = {n["label"]: as_float(n["grad"]) for n in named}
+        self._listed = None
+        self._rendered = None  # the static SVG shows numbers: laid out again when asked
+        self._render_error = None
+        widget = self._widget() if isinstance(self._widget, weakref.ref) else None
+        if widget is not None:
+            widget.model = model  # the front end rewrites the numbers in place, no layout
+
+    def check_answers(self, predictions: dict[str, float]) -> dict[str, Any]:
+        """The quiz in plain Python: each predicted gradient (label -> number) checked at
+        the display precision; per label an Answer with .ok and .hint (the chain rule)."""
+        from micrograd_magics.nudge import check
+
+        return check(self.graph, predictions, self.graph.get("precision", 4))
+
+    @property
+    def answers(self) -> dict[str, list[str]]:
+        """The quiz answers the learner typed in the widget: label -> what they typed, in
+        order."""
+        widget = self._widget() if isinstance(self._widget, weakref.ref) else None
+        sent = list(getattr(widget, "answers", None) or self._answers)
+        answers: dict[str, list[str]] = {}
+        for answer in sent:
+            answers.setdefault(str(answer.get("label", "")), []).append(
+                str(answer.get("typed", "")))
+        return answers
+
+    def _on_widget_message(self, widget: Any, content: dict[str, Any]) -> None:
+        """The widget's nudge and set controls (see the widget's front end)."""
+        from micrograd_magics.nudge import NudgeError
+
+        names = {r["id"]: r["label"] or r["name"] for r in self.graph["nodes"]}
+        try:
+            if content.get("kind") == "nudge":
+                label = names.get(str(content.get("node")), str(content.get("node")))
+                done = self.nudge(label, float(content.get("h", 1e-3)))
+                widget.send({"kind": "nudged", "node": content.get("node"), "h": done.h,
+                             "before": done.before, "after": done.after, "slope": done.slope,
+                             "grad": done.grad, "text": done.text(self.graph["precision"])})
+            elif content.get("kind") == "set":
+                values = {names.get(k, k): v for k, v in (content.get("values") or {}).items()}
+                self.set(**values)
+                widget.send({"kind": "set_done", "values": content.get("values")})
+        except (NudgeError, TypeError, ValueError) as error:
+            widget.send({"kind": "error", "text": str(error)})
 
     # --- tables ----------------------------------------------------------------------
 
@@ -150,7 +251,9 @@ class AutogradResult:
 
     def table_rows(self) -> list[tuple[str, str, str]]:
         p = self.graph["precision"]
-        return [(readable(n["label"]), format_number(n["data"], p), format_number(n["grad"], p))
+        grad = (lambda n: "?") if self.graph.get("quiz") else (  # noqa: E731
+            lambda n: format_number(n["grad"], p))
+        return [(readable(n["label"]), format_number(n["data"], p), grad(n))
                 for n in self.listed_nodes()[0]]
 
     def more_line(self) -> str:
@@ -191,8 +294,8 @@ class AutogradResult:
         more = self.more_line()
         if more:
             cells += f"<tr class='autograd-more'><td colspan='3'>{html.escape(more)}</td></tr>"
-        return ("<table class='autograd-table'><thead><tr><th>label</th><th>data</th>"
-                f"<th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
+        return ("<table class='autograd-table autograd-static'><thead><tr><th>label</th>"
+                f"<th>data</th><th>grad</th></tr></thead><tbody>{cells}</tbody></table>")
 
     def summary(self) -> str:
         model = self.graph
@@ -301,6 +404,14 @@ class AutogradResult:
             self._widget = False
             self.widget_error = f"{type(error).__name__}: {error}"
             return None
+        # weakly: the widget registry must not keep this result (and its graph) alive
+        handler = weakref.WeakMethod(self._on_widget_message)
+        if hasattr(widget, "message_handler"):
+            widget.message_handler = lambda w, content: (h := handler()) and h(w, content)
+        if "answers" in getattr(widget, "trait_names", lambda: [])():
+            me = weakref.ref(self)
+            widget.observe(lambda change: (r := me()) and setattr(r, "_answers", change.new),
+                           names="answers")
         self._widget = weakref.ref(widget)
         return widget
 
@@ -316,8 +427,9 @@ class AutogradResult:
         return widget
 
     def save(self, path: str | Path) -> Path:
-        """Write the graph: "graph.svg", "graph.png" (through the same layout program's
-        -Tpng) or "graph.dot". Returns the path."""
+        """Write the graph: "graph.html" (a standalone page with the interactive graph: hover,
+        click, step through backward; no network needed), "graph.svg", "graph.png" (through
+        the same layout program's -Tpng) or "graph.dot". Returns the path."""
         from micrograd_magics.render import save
 
         target = Path(path).expanduser()
@@ -325,6 +437,18 @@ class AutogradResult:
             raise SaveError(f"cannot save {target.name}: the folder {target.parent} does not "
                             f"exist")
         try:
+            if target.suffix.lower() in (".html", ".htm"):
+                from micrograd_magics.inline import standalone_page
+
+                if self.svg is None:
+                    raise ValueError(f"cannot save {target.name!r}: "
+                                     f"{self.render_error or 'no graph'}")
+                root = next((n for n in self.graph["nodes"] if n["id"] == self.graph["root"]),
+                            {})
+                target.write_text(standalone_page(self.static_html(interactive=True),
+                                                  f"%%autograd: {root.get('name', 'graph')}"),
+                                  encoding="utf-8")
+                return target
             return save(self.graph, target, rankdir=self._option("rankdir", "LR"),
                         renderer=self._option("renderer", "auto"), svg=self.svg)
         except OSError as error:  # no permission, a folder of that name, a full disk
@@ -365,22 +489,35 @@ class AutogradResult:
         if more:
             body.append(f"<tr class='autograd-more'><td colspan='{len(columns) + 4}'>… and "
                         f"{more} more rows (.torch_grads, .mismatches hold them all)</td></tr>")
-        return (f"<table class='autograd-compare'><thead><tr>{head}</tr></thead>"
+        return (f"<table class='autograd-compare autograd-static'><thead><tr>{head}</tr></thead>"
                 f"<tbody>{''.join(body)}</tbody></table>")
 
-    def static_html(self, with_graph: bool = True, extra_note: str = "") -> str:
-        """The graph SVG, the comparison (if any) and the grads table, as one HTML block."""
+    def static_html(self, with_graph: bool = True, extra_note: str = "",
+                    interactive: bool | None = None) -> str:
+        """The graph SVG, the comparison (if any) and the grads table, as one HTML block.
+
+        Unless --static (or `interactive=False`), it also carries the widget's front end
+        (see `micrograd_magics.inline`): where scripts run, with no kernel, the static graph
+        becomes the interactive one; where they do not, the static graph is what shows."""
+        from micrograd_magics import inline
+
         lines = [*self.notes(), *([extra_note] if extra_note else [])]
         notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
         svg = self.svg if with_graph else None
-        graph = (f"<div class='autograd-graph' style='overflow:auto;max-width:100%;"
-                 f"max-height:80vh'>{svg}</div>" if svg else "")
+        graph = (f"<div class='autograd-graph autograd-static' style='overflow:auto;"
+                 f"max-width:100%;max-height:80vh'>{svg}</div>" if svg else "")
         torch_svg = self.torch_svg
-        torch_graph = (f"<p>torch's autograd graph (each node: the value it computes)</p>"
-                       f"<div class='autograd-torch-graph' style='overflow:auto;max-width:100%'>"
-                       f"{torch_svg}</div>" if torch_svg else "")
-        return (f"<div class='autograd-result'>{notes}{graph}{torch_graph}{self.compare_html()}"
-                f"{self.html_table()}</div>")
+        torch_graph = (f"<div class='autograd-static'><p>torch's autograd graph (each node: "
+                       f"the value it computes)</p><div class='autograd-torch-graph' "
+                       f"style='overflow:auto;max-width:100%'>{torch_svg}</div></div>"
+                       if torch_svg else "")
+        if interactive is None:
+            interactive = not self._option("static", False)
+        host_id = inline.new_host_id()
+        live = (inline.interactive_parts(host_id, self.graph, self.renderer or "")
+                if interactive and svg else "")
+        return (f"<div class='autograd-result' id='{host_id}'>{notes}{graph}{torch_graph}"
+                f"{self.compare_html()}{self.html_table()}{live}</div>")
 
     def _repr_html_(self) -> str:
         return self.static_html()

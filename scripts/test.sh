@@ -18,6 +18,15 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
+# npm packages for the VS Code renderer test (tests/test_html_manager.py): the standalone
+# widget manager VS Code's notebooks use, and require.js, served from local files there
+if command -v npm >/dev/null 2>&1; then
+    npm install --silent --no-audit --no-fund --prefix .cache/npm \
+        "@jupyter-widgets/html-manager@1.0.15" "requirejs@2.3.8"
+else
+    echo "no npm: the html-manager test will say so and skip" >&2
+fi
+
 # torch first, pinned: a plain `torch` requirement would pull a multi-GB CUDA build.
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev,torch]"

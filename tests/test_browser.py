@@ -38,6 +38,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "examples" / "01_first_graph.ipynb"
+EXAMPLES = sorted((REPO / "examples").glob("*.ipynb"))
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DOCS_IMAGE = REPO / "docs" / "widget.png"
 
@@ -45,8 +46,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-extensions"]
 TIMEOUT_MS = 45_000  # any single wait: generous for a loaded CI box (a run takes ~30-50 s)
-CODE_CELLS = sum(cell["cell_type"] == "code"
-                 for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"])
+
+
+def code_cells(notebook: Path) -> int:
+    return sum(cell["cell_type"] == "code"
+               for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"])
+
+
+CODE_CELLS = code_cells(NOTEBOOK)
 LABELS = {"a", "b", "c", "d", "e", "f", "L"}
 A_RULE = "dL/da = dL/de * de/da = -2.0000 * -3.0000 = 6.0000"
 EXECUTED = re.compile(r"\[\s*\d+\s*\]")
@@ -102,11 +109,12 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def jupyter(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A JupyterLab server (which also serves Notebook 7) over a copy of the notebook."""
+    """A JupyterLab server (which also serves Notebook 7) over a copy of the examples."""
     tmp = tmp_path_factory.mktemp("jupyter")
     root = tmp / "notebooks"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    for notebook in EXAMPLES:
+        shutil.copy(notebook, root / notebook.name)
     env = dict(os.environ)
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_WORKSPACES_DIR",
                  "JUPYTERLAB_SETTINGS_DIR", "IPYTHONDIR"):
@@ -224,7 +232,7 @@ def session(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Sessio
 
 # --- steps shared by the two front ends ------------------------------------------------
 
-def open_and_run_all(page: Page, url: str) -> None:
+def open_and_run_all(page: Page, url: str, cells: int = CODE_CELLS) -> None:
     """Open the notebook, wait for its kernel, Run → Run All, and see execution start."""
     # The indicator reads "idle" before any kernel exists: wait for the kernel's socket.
     with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url, timeout=TIMEOUT_MS):
@@ -237,9 +245,9 @@ def open_and_run_all(page: Page, url: str) -> None:
     # Run All really started: the first cell's prompt turns to [*] or [N] soon
     expect(prompts.first).to_have_text(STARTED, timeout=10_000)
     # and every code cell ran
-    expect(prompts).to_have_count(CODE_CELLS)
-    for i in range(CODE_CELLS):
-        expect(prompts.nth(i)).to_have_text(EXECUTED)
+    expect(prompts).to_have_count(cells)
+    for i in range(cells):
+        expect(prompts.nth(i)).to_have_text(EXECUTED, timeout=120_000)
 
 
 def lecture_widget(page: Page) -> Locator:
@@ -289,6 +297,12 @@ def test_lab_widget_shows_and_steps_through_backward(jupyter: Server, session: S
     expect(forward_only).to_have_count(1)
     expect(forward_only.locator("svg text.autograd-grad")).to_have_text(
         ["grad 0.0000"] * len(LABELS))
+
+    # one graph per output: JupyterLab shows the widget, not also the text/html (which
+    # carries the same front end for pages with no kernel)
+    expect(page.locator(".jp-Notebook .autograd-widget")).to_have_count(2)
+    expect(page.locator(".jp-Notebook .autograd-result")).to_have_count(0)
+    expect(page.locator(".jp-Notebook .jp-OutputArea-output svg.autograd-svg")).to_have_count(2)
 
     # the lecture cell: every label, the final gradients, the last step shown
     widget = lecture_widget(page)
@@ -441,3 +455,214 @@ def same_picture(new: Path, old: Path) -> bool:
         diff = ImageChops.difference(a.convert("L"), b.convert("L"))
         changed = diff.point(lambda v: 255 if v > 40 else 0).histogram()[255]
     return changed <= 3
+
+
+# --- every example's graphs fit a 1400 x 900 window with the file browser open -----------
+
+FIT_VIEWPORT = {"width": 1400, "height": 900}
+
+# For each widget on the page: its output area, viewport, SVG and comparison table boxes,
+# the zoom, and whether the viewport scrolls sideways (something is hidden to the right).
+BOXES = """root => {
+    const box = el => { if (!el) return null; const r = el.getBoundingClientRect();
+                        return {left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                                width: r.width, height: r.height}; };
+    const output = root.closest('.jp-OutputArea-output');
+    const viewport = root.querySelector('.autograd-viewport');
+    const side = root.querySelector('.autograd-side');
+    return {output: box(output), widget: box(root), viewport: box(viewport),
+            svg: box(root.querySelector('.autograd-canvas svg')),
+            table: side && side.style.display !== 'none' ? box(side) : null,
+            stacked: root.querySelector('.autograd-body').classList.contains('autograd-stacked'),
+            zoom: Number(root.dataset.zoom), fit: root.dataset.fit === '1',
+            hidden: viewport.scrollWidth - viewport.clientWidth};
+}"""
+
+
+def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
+    return (inner["left"] >= outer["left"] - slack and inner["right"] <= outer["right"] + slack
+            and inner["top"] >= outer["top"] - slack
+            and inner["bottom"] <= outer["bottom"] + slack)
+
+
+@pytest.fixture
+def lab_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A 1400 x 900 page (device scale 1), errors collected, a last screenshot kept."""
+    context = browser.new_context(viewport=FIT_VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(
+        f"pageerror: {error.name}: {error.message}\n{error.stack or ''}"))
+    try:
+        yield Session(page, errors)
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-last.png"))
+        except Exception:  # noqa: BLE001  (a closed or crashed page: nothing to keep)
+            pass
+        context.close()
+
+
+def open_file_browser(page: Page) -> None:
+    """JupyterLab's left sidebar with the file browser, as a learner has it."""
+    browser_panel = page.locator("#filebrowser")
+    if not browser_panel.is_visible():
+        page.locator(".jp-SideBar.jp-mod-left [data-id='filebrowser']").click()
+    expect(browser_panel).to_be_visible()
+    box = browser_panel.bounding_box()
+    assert box is not None and box["width"] > 150, box
+
+
+def check_widgets_fit(page: Page, name: str) -> list[dict]:
+    """Every widget of the page: the SVG lies inside its viewport (nothing hidden to the
+    right), the viewport and the table inside the output area, zoom at most 100 %."""
+    widgets = page.locator(".jp-Notebook .jp-CodeCell .autograd-widget")
+    count = widgets.count()
+    assert count >= 1, name
+    found = []
+    for i in range(count):
+        widget = widgets.nth(i)
+        widget.scroll_into_view_if_needed()
+        expect(widget).to_have_attribute("data-fit", "1")
+        boxes = widget.evaluate(BOXES)
+        where = f"{name}, widget {i + 1}: {boxes}"
+        assert 0 < boxes["zoom"] <= 1.0, where
+        assert inside(boxes["svg"], boxes["viewport"]), where
+        assert boxes["hidden"] <= 1, where
+        assert inside(boxes["viewport"], boxes["output"]), where
+        assert boxes["widget"]["right"] <= boxes["output"]["right"] + 1, where
+        if boxes["table"]:
+            assert inside(boxes["table"], boxes["output"]), where
+            if not boxes["stacked"]:  # beside: the graph at 100 %, left of the table
+                assert boxes["zoom"] == 1.0 and boxes["viewport"]["right"] <= boxes[
+                    "table"]["left"], where
+        found.append(boxes)
+    return found
+
+
+@pytest.mark.parametrize("notebook", [n.name for n in EXAMPLES])
+def test_example_graphs_fit_with_the_file_browser_open(
+        jupyter: Server, lab_page: Session, notebook: str) -> None:
+    page = lab_page.page
+    ARTIFACTS.mkdir(exist_ok=True)
+    stem = notebook.removesuffix(".ipynb")
+    # a workspace of its own: only this notebook open (no tabs left by other tests)
+    open_and_run_all(page, jupyter.url(f"lab/workspaces/{stem}/tree/{notebook}"),
+                     cells=code_cells(REPO / "examples" / notebook))
+    open_file_browser(page)
+    found = check_widgets_fit(page, notebook)
+    for i in range(len(found)):
+        widget = page.locator(".jp-Notebook .jp-CodeCell .autograd-widget").nth(i)
+        widget.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"fit-{stem}-{i + 1}.png"))
+    widgets = page.locator(".jp-Notebook .jp-CodeCell .autograd-widget")
+    if notebook.startswith("02"):
+        # the --torch cell: its table and graph both in the output, table below the graph
+        with_table = [b for b in found if b["table"]]
+        assert with_table and all(b["stacked"] for b in with_table), with_table
+        # a graph scaled down to fit: "100 %" shows it at full size (sideways scrolling),
+        # "fit" brings it back; pressing "fit" again changes nothing
+        shrunk = next(i for i, b in enumerate(found) if b["zoom"] < 0.99)
+        widget = widgets.nth(shrunk)
+        widget.scroll_into_view_if_needed()
+        widget.locator("button[data-action='actual']").click()
+        expect(widget).to_have_attribute("data-zoom", "1.00")
+        expect(widget.locator(".autograd-zoom")).to_have_text("100 %")
+        assert widget.evaluate(BOXES)["hidden"] > 10
+        for _ in range(2):
+            widget.locator("button[data-action='fit']").click()
+            expect(widget).to_have_attribute("data-fit", "1")
+            assert widget.evaluate(BOXES)["zoom"] == pytest.approx(found[shrunk]["zoom"],
+                                                                  abs=0.01)
+    if notebook.startswith("03"):
+        # a graph that fits: "fit" leaves it at 100 %, no overflow
+        fitting = next(i for i, b in enumerate(found) if b["zoom"] == 1.0)
+        widget = widgets.nth(fitting)
+        widget.scroll_into_view_if_needed()
+        widget.locator("button[data-action='fit']").click()
+        boxes = widget.evaluate(BOXES)
+        assert boxes["zoom"] == 1.0 and boxes["hidden"] <= 1, boxes
+    assert not our_errors(lab_page.errors), lab_page.errors
+
+
+# --- JupyterLab's dark theme: the widget's text, nodes, highlights and table readable ---
+
+# The colours a learner reads, as the browser computes them: a value node's text and
+# outline, the viewport behind them, the table's text, the hover box's text.
+COLOURS = """root => {
+    const css = (el, prop) => el ? getComputedStyle(el)[prop] : null;
+    const value = root.querySelector("svg g[data-kind='value']");
+    return {
+        text: css(value.querySelector('text'), 'fill'),
+        outline: css(value.querySelector('polygon'), 'stroke'),
+        edge: css(root.querySelector("svg g[data-kind='edge'] path"), 'stroke'),
+        background: css(root.querySelector('.autograd-viewport'), 'backgroundColor'),
+        graphBackground: css(root.querySelector('svg g.graph > polygon'), 'fill'),
+        table: css(root.querySelector('.autograd-compare td'), 'color'),
+        explain: css(root.querySelector('.autograd-explain'), 'color'),
+        caption: css(root.querySelector('.autograd-step-caption'), 'color'),
+    };
+}"""
+
+
+def luminance(colour: str) -> float:
+    """Relative luminance (WCAG) of an `rgb(...)`/`rgba(...)` string."""
+    numbers = [float(x) for x in re.findall(r"[\d.]+", colour)[:3]]
+    assert len(numbers) == 3, colour
+
+    def channel(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = map(channel, numbers)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted([luminance(a), luminance(b)], reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def set_theme(page: Page, theme: str) -> None:
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator(".lm-Menu-item", has_text=re.compile(r"^Theme")).first.hover()
+    page.locator(".lm-Menu-item", has_text=theme).first.click()
+    expect(page.locator("body")).to_have_attribute(
+        "data-jp-theme-light", "false" if "Dark" in theme else "true")
+
+
+def test_widget_is_readable_in_the_dark_theme(jupyter: Server, lab_page: Session) -> None:
+    page = lab_page.page
+    notebook = "02_neuron.ipynb"
+    open_and_run_all(page, jupyter.url(f"lab/workspaces/dark/tree/{notebook}"),
+                     cells=code_cells(REPO / "examples" / notebook))
+    open_file_browser(page)
+    widget = page.locator(".jp-Notebook .jp-CodeCell .autograd-widget").last  # --torch
+    widget.scroll_into_view_if_needed()
+    light = widget.evaluate(COLOURS)
+    try:
+        set_theme(page, "JupyterLab Dark")
+        widget.scroll_into_view_if_needed()
+        # a highlight on: hover a leaf, step to the middle so a node is current
+        widget.locator("button[data-action='first']").click()
+        widget.locator("button[data-action='forward']").click()
+        widget.locator("button[data-action='forward']").click()
+        widget.locator("svg g[data-kind='value']").first.hover()
+        page.wait_for_timeout(300)  # the theme's CSS transition
+        dark = widget.evaluate(COLOURS)
+        page.screenshot(path=str(ARTIFACTS / "dark-02_neuron.png"))
+        widget.screenshot(path=str(ARTIFACTS / "dark-02_neuron-widget.png"))
+    finally:
+        set_theme(page, "JupyterLab Light")
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=str(ARTIFACTS / "light-02_neuron-widget.png"))
+    assert luminance(dark["background"]) < 0.1 < luminance(light["background"]), (light, dark)
+    assert luminance(dark["graphBackground"]) < 0.1, dark
+    # WCAG AA: 4.5:1 for text, 3:1 for lines and outlines (a highlighted outline included)
+    for part, least in [("text", 4.5), ("table", 4.5), ("explain", 4.5), ("caption", 4.5),
+                        ("outline", 3.0), ("edge", 3.0)]:
+        assert contrast(dark[part], dark["background"]) >= least, (part, dark)
+        assert contrast(light[part], light["background"]) >= least, (part, light)
+    assert not our_errors(lab_page.errors), lab_page.errors

@@ -47,7 +47,7 @@ def bundles(name: str) -> list[dict]:
 
 def test_every_example_is_tested() -> None:
     tested = {"01_first_graph.ipynb", "02_neuron.ipynb", "03_accumulation_bug.ipynb",
-              "04_training_an_mlp.ipynb"}
+              "04_training_an_mlp.ipynb", "05_predict_and_nudge.ipynb"}
     assert {p.name for p in EXAMPLES.glob("*.ipynb")} == tested
 
 
@@ -87,6 +87,30 @@ def test_accumulation_bug() -> None:
     assert "reached twice: ['a', 'b']" in out
     # f = (a*b) * (a+b) at a=-2, b=3: df/da = b(a+b) + ab = -3, df/db = a(a+b) + ab = -8
     assert "a.grad = -3.0  b.grad = -8.0  mismatches: []" in out
+
+
+def test_predict_and_nudge() -> None:
+    out = "\n".join(run_notebook("05_predict_and_nudge.ipynb"))
+    # the quiz: no gradient shown in the quiz cell's text, the checker's verdicts
+    quiz_text = run_notebook("05_predict_and_nudge.ipynb")[1]
+    rows = [line for line in quiz_text.splitlines() if re.match(r"[a-zL] +-?\d", line)]
+    assert len(rows) == 7 and all(row.endswith("?") for row in rows), quiz_text
+    assert "f right" in out and "b right" in out
+    assert "a wrong, hint: dL/da = dL/de * de/da" in out
+    # nudges reproduce the lecture's numerical slopes (do/dx1 = -1.5, do/dw1 = 1.0, ...)
+    for leaf, grad in (("x1", "-1.5000"), ("w1", "1.0000"), ("x2", "0.5000"), ("b", "0.5000")):
+        found = re.search(rf"when {leaf} moved by 0.001: slope (-?[\d.]+), {leaf}.grad "
+                          rf"(-?[\d.]+)", out)
+        assert found and found[2] == grad, leaf
+        assert abs(float(found[1]) - float(grad)) < 5e-3, leaf  # forward difference, h = 1e-3
+    # set: o = tanh(x1*w1 + x2*w2 + b) at w2 = -1, x2 = 0.5
+    import math
+
+    n = 2.0 * -3.0 + 0.5 * -1.0 + 6.8813735870195432
+    o = math.tanh(n)
+    slope = 1 - o * o
+    assert f"o = {o:.4f}, w2.grad = {slope * 0.5:.4f}, x2.grad = {slope * -1:.4f}" in out
+    assert "your x2 is now 0.5" in out
 
 
 def test_training_an_mlp() -> None:

@@ -277,7 +277,7 @@ def test_mime_bundle_has_widget_and_static_renderings(ip):
     assert bundle[WIDGET_MIME]["version_major"] == 2
     assert bundle["image/svg+xml"].startswith("<svg")
     assert bundle["image/svg+xml"] in bundle["text/html"]  # graph SVG + grads table
-    assert "<table class='autograd-table'>" in bundle["text/html"]
+    assert "<table class='autograd-table autograd-static'>" in bundle["text/html"]
     assert "a       2.0000   6.0000" in bundle["text/plain"]
     # shown twice, one widget
     assert result._repr_mimebundle_()[WIDGET_MIME] == bundle[WIDGET_MIME]
@@ -308,7 +308,7 @@ def test_mismatched_nodes_are_outlined_and_tabled(ip):
     assert "autograd-mismatch" in g["n0"].get("class")
     assert "autograd-mismatch" not in g["n2"].get("class")
     page = result._repr_mimebundle_()["text/html"]
-    table = page.split("<table class='autograd-compare'>")[1].split("</table>")[0]
+    table = page.split("<table class='autograd-compare autograd-static'>")[1].split("</table>")[0]
     rows = re.findall(r"<tr[^>]*><td>([^<]*)</td>", table)
     assert rows == ["a", "b"]  # numeric: one row per leaf, failures first
     assert table.count("✗") == 2
@@ -319,7 +319,8 @@ def test_compare_table_puts_failures_first(ip):
     result.graph["compare"] = {"columns": ["torch"], "mismatches": ["n1"], "rows": [
         {"id": "n0", "label": "a", "engine": 6.0, "torch": 6.0, "diff": 0.0, "ok": True},
         {"id": "n1", "label": "b", "engine": -4.0, "torch": 4.0, "diff": 8.0, "ok": False}]}
-    table = result.static_html().split("<table class='autograd-compare'>")[1].split("</table>")[0]
+    table = result.static_html().split(
+        "<table class='autograd-compare autograd-static'>")[1].split("</table>")[0]
     assert re.findall(r"<tr[^>]*><td>([^<]*)</td>", table) == ["b", "a"]
     assert "<th>torch</th>" in table and "✗" in table and "✓" in table
 
@@ -327,9 +328,9 @@ def test_compare_table_puts_failures_first(ip):
 def test_absent_or_odd_compare_section_is_tolerated(ip):
     result = autograd(ip, LECTURE)
     result.graph["compare"] = {"rows": [{"id": "n0", "label": "a", "ok": False}]}
-    assert "autograd-compare" in result.static_html()
+    assert "autograd-compare" in result.static_html(interactive=False)
     result.graph["compare"] = {}
-    assert "autograd-compare" not in result.static_html()
+    assert "autograd-compare" not in result.static_html(interactive=False)
 
 
 def test_cap_draws_nothing_and_lists_named_nodes(ip, monkeypatch):

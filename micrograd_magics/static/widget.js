@@ -15,8 +15,14 @@
  *   input[type=range].autograd-slider      0 (before backward, all grads 0) .. N (all steps)
  *   .autograd-step-caption                 "step k / N: ..." for the current step
  *   .autograd-step-detail                  the current step's formulas, one per line
- *   button[data-action="zoom-in"|"zoom-out"|"fit"|"download"]
+ *   button[data-action="zoom-in"|"zoom-out"|"fit"|"actual"|"download"]
+ *                                          fit: scale down to the width (never above 100 %);
+ *                                          actual: 100 %; the root's data-zoom="0.75" and
+ *                                          data-fit="1" while the graph follows the width
+ *   .autograd-zoom                         the current zoom, "75 %"
  *   .autograd-viewport                     the scrolling, pannable area around the SVG
+ *   .autograd-body.autograd-stacked        the comparison table below the graph (no room
+ *                                          beside it for the graph at 100 %)
  *   svg g[data-kind="value"][data-node-id="n0"]  a Value's record node (SVG id = model id)
  *   svg g[data-kind="op"][data-node-id="n2"]     the op node that makes n2 (id "n2_op")
  *   svg g[data-kind="edge"][data-source][data-target]   Value -> op of target
@@ -149,8 +155,11 @@ function render({ model, el }) {
   const caption = h("span", { class: "autograd-step-caption" });
   stepBox.append(first, back, forward, last, slider, caption);
   const viewBox = h("span", { class: "autograd-view-buttons" });
-  viewBox.append(button("zoom-out", "−", "zoom out"), button("zoom-in", "+", "zoom in (or Ctrl + wheel)"),
-                 button("fit", "fit", "fit to width / actual size"),
+  const zoomText = h("span", { class: "autograd-zoom", title: "zoom" });
+  viewBox.append(button("zoom-out", "−", "zoom out"), zoomText,
+                 button("zoom-in", "+", "zoom in (or Ctrl + wheel)"),
+                 button("fit", "fit", "fit the graph to the width (never above 100 %)"),
+                 button("actual", "100 %", "actual size (scroll or drag to pan)"),
                  button("download", "⤓ SVG", "download the graph as SVG"));
   toolbar.append(stepBox, viewBox);
   const detail = h("div", { class: "autograd-step-detail" });
@@ -176,6 +185,7 @@ function render({ model, el }) {
   let svgEl = null;
   let natural = { width: 0, height: 0 };
   let scale = 1;
+  let fitting = true; // the graph follows the width until the learner zooms
 
   const steps = () => graph.steps || [];
   const precision = () => (Number.isInteger(graph.precision) ? graph.precision : 4);
@@ -269,7 +279,9 @@ function render({ model, el }) {
     applyStep();
     buildLeaves();
     applySelection();
-    requestAnimationFrame(() => { if (svgEl) fitInitially(); });
+    fitting = true;
+    layout();
+    requestAnimationFrame(layout); // once the output area has its width
   }
 
   // --- the backward replay ----------------------------------------------------------
@@ -469,22 +481,66 @@ function render({ model, el }) {
     viewport.scrollLeft = fx * scale - ax;
     viewport.scrollTop = fy * scale - ay;
     root.dataset.zoom = scale.toFixed(2);
+    zoomText.textContent = `${Math.round(scale * 100)} %`;
   }
 
+  const PAD = 4; // the viewport's border and a little air, px
+  const SIDE_MAX = 420; // .autograd-side's max-width in widget.css
+
   function fitWidth() {
-    const width = viewport.clientWidth - 8;
+    const width = viewport.clientWidth - PAD;
     return width > 0 && natural.width > 0 ? Math.min(1, width / natural.width) : 1;
   }
 
-  function fitInitially() {
-    // a graph wider than the cell starts fitted to the width, but never unreadably small
-    setScale(Math.max(fitWidth(), 0.6));
+  function fit() {
+    fitting = true;
+    root.dataset.fit = "1";
+    setScale(fitWidth());
+    // a vertical scrollbar that appeared with this scale takes width: fit once more
+    if (viewport.scrollWidth > viewport.clientWidth + 1) setScale(fitWidth());
+  }
+
+  function zoomTo(next, anchor) {
+    fitting = false;
+    delete root.dataset.fit;
+    setScale(next, anchor);
+  }
+
+  /** The table beside the graph only when the graph fits beside it at 100 %; then the
+   * graph follows the width (in fit mode). Runs on every size change of the output. */
+  function layout() {
+    if (!svgEl) return;
+    const hasSide = side.style.display !== "none" && side.firstChild;
+    if (hasSide) {
+      // the width the table takes beside the graph: its content's, at most the CSS's 420 px
+      const box = side.firstChild;
+      box.style.width = "max-content";
+      const sideWidth = Math.min(SIDE_MAX, box.getBoundingClientRect().width);
+      box.style.width = "";
+      const gap = parseFloat(getComputedStyle(body).columnGap) || 0;
+      const room = body.clientWidth - sideWidth - gap - PAD;
+      body.classList.toggle("autograd-stacked", room < natural.width);
+    } else {
+      body.classList.remove("autograd-stacked");
+    }
+    if (fitting) fit();
+  }
+
+  if (typeof ResizeObserver !== "undefined") {
+    let width = -1;
+    const observer = new ResizeObserver(() => {
+      if (root.clientWidth === width) return; // height changes come from us
+      width = root.clientWidth;
+      layout();
+    });
+    observer.observe(root);
+    disposers.push(() => observer.disconnect());
   }
 
   listen(viewport, "wheel", (event) => {
     if (!(event.ctrlKey || event.metaKey)) return; // plain wheel keeps scrolling the page
     event.preventDefault();
-    setScale(scale * Math.exp(-event.deltaY * 0.002), { x: event.clientX, y: event.clientY });
+    zoomTo(scale * Math.exp(-event.deltaY * 0.002), { x: event.clientX, y: event.clientY });
   }, { passive: false });
 
   let drag = null;
@@ -542,9 +598,10 @@ function render({ model, el }) {
       back: () => setStep(k - 1),
       forward: () => setStep(k + 1),
       last: () => setStep(steps().length),
-      "zoom-in": () => setScale(scale * 1.25),
-      "zoom-out": () => setScale(scale / 1.25),
-      fit: () => setScale(Math.abs(scale - fitWidth()) < 0.01 ? 1 : fitWidth()),
+      "zoom-in": () => zoomTo(scale * 1.25),
+      "zoom-out": () => zoomTo(scale / 1.25),
+      fit,
+      actual: () => zoomTo(1),
       download,
     };
     const act = actions[b.getAttribute("data-action")];
