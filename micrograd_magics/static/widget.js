@@ -120,6 +120,46 @@ function parseSvg(text) {
   return document.importNode(svg, true);
 }
 
+/** The width of the record field a text is centred in (between the nearest vertical lines
+ * of its box), or Infinity when the box is not a record of such lines. */
+function fieldWidth(text) {
+  const x = Number(text.getAttribute("x"));
+  const xs = [];
+  for (const line of text.parentNode.querySelectorAll("polygon, polyline")) {
+    const points = (line.getAttribute("points") || "").trim().split(/\s+/).map((p) => p.split(",").map(Number));
+    for (let i = 1; i < points.length; i++) {
+      if (points[i][0] === points[i - 1][0] && points[i][1] !== points[i - 1][1]) xs.push(points[i][0]);
+    }
+  }
+  const left = Math.max(...xs.filter((v) => v < x));
+  const right = Math.min(...xs.filter((v) => v > x));
+  return Number.isFinite(left) && Number.isFinite(right) ? 2 * Math.min(x - left, right - x) - 3 : Infinity;
+}
+
+/** Write a number into its SVG text. The layout was made for other numbers (the quiz's
+ * "?", the values before a set): a text longer than the one laid out is measured and, when
+ * it does not fit its field, shortened to `short` ("-2.0000" for "grad -2.0000") or, as a
+ * last resort, squeezed to the field (textLength). Only longer texts are measured. */
+function putText(text, full, short) {
+  if (text.dataset.laidOut === undefined) text.dataset.laidOut = String(text.textContent.length);
+  text.textContent = full;
+  text.dataset.full = full;
+  text.dataset.short = short || "";
+  if (text.hasAttribute("textLength")) {
+    text.removeAttribute("textLength");
+    text.removeAttribute("lengthAdjust");
+  }
+  if (full.length <= Number(text.dataset.laidOut) || typeof text.getComputedTextLength !== "function") return;
+  const room = fieldWidth(text);
+  if (!Number.isFinite(room) || text.getComputedTextLength() <= room) return;
+  if (short) {
+    text.textContent = short;
+    if (text.getComputedTextLength() <= room) return;
+  }
+  text.setAttribute("textLength", String(Math.max(room, 1)));
+  text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+}
+
 /** Add a class to every box drawn for one node (see render.use_copies). */
 function markBoxes(group, cls) {
   for (const box of (group && group.boxes) || []) box.classList.add(cls);
@@ -208,7 +248,7 @@ function render({ model, el }) {
       if (!node) continue;
       for (const box of g.boxes) {
         const text = box.querySelector("text.autograd-data");
-        if (text) text.textContent = `data ${fmt(node.data)}`;
+        if (text) putText(text, `data ${fmt(node.data)}`, fmt(node.data));
       }
     }
     buildCompare();
@@ -320,7 +360,7 @@ function render({ model, el }) {
     for (const [id, g] of groups) {
       for (const box of g.boxes) {
         const text = box.querySelector("text.autograd-grad");
-        if (text) text.textContent = `grad ${fmt(grads.get(id) ?? 0)}`;
+        if (text) putText(text, `grad ${fmt(grads.get(id) ?? 0)}`, fmt(grads.get(id) ?? 0));
       }
     }
     for (const g of svgEl ? svgEl.querySelectorAll(".autograd-current, .autograd-updated") : []) {
@@ -508,8 +548,16 @@ function render({ model, el }) {
 
   /** The table beside the graph only when the graph fits beside it at 100 %; then the
    * graph follows the width (in fit mode). Runs on every size change of the output. */
+  /** Measure the texts put while the widget was not on the page yet (no sizes then). */
+  function refit() {
+    for (const text of svgEl ? svgEl.querySelectorAll("text[data-full]") : []) {
+      if (text.dataset.full.length > Number(text.dataset.laidOut)) putText(text, text.dataset.full, text.dataset.short);
+    }
+  }
+
   function layout() {
     if (!svgEl) return;
+    refit();
     const hasSide = side.style.display !== "none" && side.firstChild;
     if (hasSide) {
       // the width the table takes beside the graph: its content's, at most the CSS's 420 px
@@ -790,7 +838,10 @@ function render({ model, el }) {
     for (const [id, g] of groups) {
       for (const box of g.boxes) {
         const text = box.querySelector("text.autograd-grad");
-        if (text) text.textContent = `grad ${known.has(id) ? fmt(known.get(id)) : "?"}`;
+        if (text) {
+          const shown = known.has(id) ? fmt(known.get(id)) : "?";
+          putText(text, `grad ${shown}`, shown);
+        }
       }
     }
     for (const g of svgEl ? svgEl.querySelectorAll(".autograd-current, .autograd-updated, .autograd-asked") : []) {
