@@ -245,6 +245,34 @@ NUDGE_CELLS = ["%load_ext micrograd_magics", "%%autograd\n" + LECTURE, "r = _",
                'r.grads["b"])']
 
 
+# in the page: time from the control's event (which sends the message) to the redraw it
+# causes: a's data text for a set, a's root cell for a nudge
+ROUND_TRIP = """([id, kind, value]) => new Promise((resolve, reject) => {
+    const root = document.querySelector(".jp-Notebook .autograd-widget");
+    const row = root.querySelector(`.autograd-leaves tr[data-node-id="${id}"]`);
+    const target = kind === "set"
+        ? root.querySelector(`svg g[data-kind="value"][data-node-id="${id}"] text.autograd-data`)
+        : row.querySelector(".autograd-leaf-root");
+    const observer = new MutationObserver(() => {
+        observer.disconnect();
+        resolve(performance.now() - start);
+    });
+    setTimeout(() => reject(new Error("no redraw in 10 s")), 10000);
+    let start;
+    if (kind === "set") {
+        const input = row.querySelector("input.autograd-leaf-value");
+        input.value = value;
+        observer.observe(target, {childList: true, characterData: true, subtree: true});
+        start = performance.now();
+        input.dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true}));
+    } else {
+        observer.observe(target, {childList: true, characterData: true, subtree: true});
+        start = performance.now();
+        row.querySelector("button[data-action='nudge-up']").click();
+    }
+})"""
+
+
 def test_nudge_and_set_through_the_kernel(jupyter: Server, session: Session) -> None:  # noqa: F811
     put_notebook(jupyter, NUDGE_NAME, NUDGE_CELLS)
     set_theme(jupyter, "JupyterLab Light")
@@ -313,6 +341,17 @@ def test_nudge_and_set_through_the_kernel(jupyter: Server, session: Session) -> 
     expect(status).to_have_text("a: type a number, e.g. 3 or -0.5")
     page.screenshot(path=str(ARTIFACTS / "set-light.png"), scale="css")
 
+    # speed (printed, not asserted): the widget's message to the numbers redrawn on the
+    # page, round trip through the kernel; a set to 4 and back to 3, and nudges of a
+    timings = {"set": [], "nudge": []}
+    for kind, arg in [("set", "4"), ("set", "3")] * 3 + [("nudge", "")] * 5:
+        timings[kind].append(widget.evaluate(ROUND_TRIP, [ids["a"], kind, arg]))
+    for kind, ms in timings.items():
+        ms.sort()
+        print(f"\n{kind} round trip (widget message -> numbers on the page): median "
+              f"{ms[len(ms) // 2]:.1f} ms, min {ms[0]:.1f} ms, max {ms[-1]:.1f} ms, n={len(ms)}")
+    expect(node("a").locator("text.autograd-data")).to_have_text("data 3.0000")
+
     # the result in Python holds the new numbers
     last = page.locator(".jp-Notebook .jp-CodeCell").nth(len(NUDGE_CELLS) - 1)
     last.locator(".jp-InputArea-editor").click()
@@ -337,6 +376,18 @@ def test_saved_page_quiz_works_and_nudge_says_it_needs_a_kernel(ip, browser, tmp
         expect(leaves.locator("button[data-action='nudge-up']").first).to_be_disabled()
         expect(leaves.locator("input.autograd-leaf-value").first).to_be_disabled()
         page.screenshot(path=str(ARTIFACTS / "saved-page-no-kernel.png"))
+    finally:
+        page.context.close()
+    # 20 leaves: the first 12 rows, the rest on request
+    numbers = ", ".join(str(0.5 * i) for i in range(20))
+    many = run_autograd(ip, f"w = [{numbers}]\nL = sum(w)").save(tmp_path / "many.html")
+    page, blocked, errors = open_offline(browser, many)
+    try:
+        rows = page.locator(".autograd-widget .autograd-leaves tbody tr")
+        expect(rows).to_have_count(12)
+        page.locator(".autograd-leaves button[data-action='all-leaves']").click()
+        expect(rows).to_have_count(20)
+        expect(rows.last.locator("td").first).to_have_text("w[19]")
     finally:
         page.context.close()
     page, blocked, errors = open_offline(browser, quiz)

@@ -53,6 +53,7 @@
  *   .autograd-leaf-drag (drag sideways), button[data-action="nudge-up"|"nudge-down"],
  *   .autograd-leaf-grad, .autograd-leaf-slope (measured), .autograd-leaf-root (before → after)
  *   .autograd-leaves-status                the kernel's last answer (or error)
+ *   button[data-action="all-leaves"]       more than 12 leaves: the rest on request
  */
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -950,6 +951,8 @@ function render({ model, el }) {
   let hChoice = "0.001";
   let waiting = null;
   const leafResults = new Map(); // id -> the last "nudged" answer for that leaf
+  const LEAF_ROWS = 12; // a neuron's or an MLP's leaves: the first ones, the rest on request
+  let allLeaves = false;
 
   function buildLeaves() {
     leavesBox.textContent = "";
@@ -982,7 +985,7 @@ function render({ model, el }) {
     table.appendChild(h("thead")).appendChild(header);
     const tbody = table.appendChild(h("tbody"));
     const rootNode = nodes.get(graph.root) || {};
-    for (const leaf of leaves) {
+    for (const leaf of allLeaves ? leaves : leaves.slice(0, LEAF_ROWS)) {
       const tr = h("tr", { "data-node-id": leaf.id });
       tr.appendChild(h("td", {}, leaf.name));
       const value = h("input", { type: "text", inputmode: "decimal", class: "autograd-leaf-value",
@@ -1041,6 +1044,15 @@ function render({ model, el }) {
       tbody.appendChild(tr);
     }
     leavesBox.appendChild(table);
+    if (leaves.length > LEAF_ROWS) {
+      const more = h("button", { type: "button", "data-action": "all-leaves", class: "autograd-button" },
+                     allLeaves ? `first ${LEAF_ROWS} leaves only` : `all ${leaves.length} leaves`);
+      more.addEventListener("click", () => {
+        allLeaves = !allLeaves;
+        buildLeaves();
+      });
+      leavesBox.appendChild(more);
+    }
     leavesBox.appendChild(h("div", { class: "autograd-leaves-status" }, live
       ? "type a value and press Enter to set a leaf (forward and backward run again on the recorded graph)"
       : "nudge and set need a running kernel: this page has none (the quiz and the replay still work)"));
