@@ -34,7 +34,9 @@ def _front_end() -> tuple[str, str, str]:
 def script_json(value: Any) -> str:
     """JSON that is safe inside <script>: no `<`, `>` or `&` (as \\u escapes, which JSON
     allows only in strings, where they mean the same)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # ASCII (\u escapes): CPython then keeps the text at one byte a character, and IPython 9
+    # keeps every output's bundle in its history
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

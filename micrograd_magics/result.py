@@ -516,8 +516,11 @@ class AutogradResult:
         host_id = inline.new_host_id()
         live = (inline.interactive_parts(host_id, self.graph, self.renderer or "")
                 if interactive and svg else "")
-        return (f"<div class='autograd-result' id='{host_id}'>{notes}{graph}{torch_graph}"
+        page = (f"<div class='autograd-result' id='{host_id}'>{notes}{graph}{torch_graph}"
                 f"{self.compare_html()}{self.html_table()}{live}</div>")
+        # ASCII with character references (✓ is &#10003;): a str of one byte a character,
+        # which matters because IPython 9 keeps every output's bundle in its history
+        return page.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
     def _repr_html_(self) -> str:
         return self.static_html()

@@ -113,6 +113,6 @@ def test_shared_leaf_copies_and_control_character_label(  # noqa: F811
     expect(labelled.locator("svg g[data-kind='value']")).to_have_count(3)
     expect(labelled.locator("svg text.autograd-label").first).to_have_text("a\\x07b")
     expect(labelled.locator(".autograd-error")).to_have_count(0)
-    expect(labelled.locator(".autograd-step-caption")).to_contain_text("dL/da\\x07b = b")
+    expect(labelled.locator(".autograd-step-caption")).to_contain_text("dL/d(a\\x07b) = b")
     page.screenshot(path=str(ARTIFACTS / f"hardening-label-{tag}.png"), scale="css")
     assert our_errors(session.errors) == [], session.errors
