@@ -27,8 +27,29 @@ MAX_INLINE_MODEL = 200_000
 
 @functools.cache
 def _front_end() -> tuple[str, str, str]:
-    return tuple((STATIC / name).read_text(encoding="utf-8")  # type: ignore[return-value]
-                 for name in ("widget.js", "widget.css", "standalone.js"))
+    esm, css, loader = ((STATIC / name).read_text(encoding="utf-8")
+                        for name in ("widget.js", "widget.css", "standalone.js"))
+    return compact_js(esm), css, loader
+
+
+def compact_js(source: str) -> str:
+    """The front end without its comment lines and indentation: every output's bundle
+    carries it and IPython keeps every bundle in its history (half the bytes). Only whole
+    comment lines go (a line that starts with `//`, or a `/* ... */` block that starts a
+    line), and line breaks stay, so the code is unchanged; widget.js has no string that
+    spans lines."""
+    kept, in_block = [], False
+    for line in source.splitlines():
+        text = line.strip()
+        if in_block:
+            in_block = "*/" not in text
+            continue
+        if text.startswith("/*"):
+            in_block = "*/" not in text
+            continue
+        if text and not text.startswith("//"):
+            kept.append(text)
+    return "\n".join(kept) + "\n"
 
 
 def script_json(value: Any) -> str:

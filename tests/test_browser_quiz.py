@@ -247,8 +247,7 @@ NUDGE_CELLS = ["%load_ext micrograd_magics", "%%autograd\n" + LECTURE, "r = _",
 
 # in the page: time from the control's event (which sends the message) to the redraw it
 # causes: a's data text for a set, a's root cell for a nudge
-ROUND_TRIP = """([id, kind, value]) => new Promise((resolve, reject) => {
-    const root = document.querySelector(".jp-Notebook .autograd-widget");
+ROUND_TRIP = """(root, [id, kind, value]) => new Promise((resolve, reject) => {
     const row = root.querySelector(`.autograd-leaves tr[data-node-id="${id}"]`);
     const target = kind === "set"
         ? root.querySelector(`svg g[data-kind="value"][data-node-id="${id}"] text.autograd-data`)

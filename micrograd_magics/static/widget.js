@@ -139,7 +139,7 @@ function fieldWidth(text) {
 
 /** Write a number into its SVG text. The layout was made for other numbers (the quiz's
  * "?", the values before a set): a text longer than the one laid out is measured and, when
- * it does not fit its field, shortened to `short` ("-2.0000" for "grad -2.0000") or, as a
+ * it does not fit its field, shortened to `short` (the number without its word) or, as a
  * last resort, squeezed to the field (textLength). Only longer texts are measured. */
 function putText(text, full, short) {
   if (text.dataset.laidOut === undefined) text.dataset.laidOut = String(text.textContent.length);
@@ -215,7 +215,7 @@ function render({ model, el }) {
   const torchBox = h("div", { class: "autograd-torch-graph" });
   const quizBox = h("div", { class: "autograd-quiz", "aria-live": "polite" });
   const leavesBox = h("div", { class: "autograd-leaves" });
-  root.append(toolbar, quizBox, detail, body, leavesBox, explain, torchBox, footer);
+  root.append(toolbar, quizBox, detail, body, explain, leavesBox, torchBox, footer);
 
   // --- state derived from the model ----------------------------------------------
   let graph = {};
