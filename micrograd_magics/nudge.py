@@ -87,10 +87,7 @@ def nudged(graph: RecordedGraph, model: dict[str, Any], label: str, h: float) ->
     moved = list(graph.data)
     moved[i] += h
     after = evaluate(graph, moved)[-1]
-    root = model["nodes"][-1]["name"] if model["nodes"] else "root"
-    for record in model["nodes"]:
-        if record["id"] == model["root"]:
-            root = record["name"]
+    root = next((r["name"] for r in model["nodes"] if r["id"] == model["root"]), "root")
     grad = float(graph.nodes[i].grad)
     return Nudged(label, root, float(h), before, after, grad)
 

@@ -177,13 +177,5 @@ def evaluate(graph: RecordedGraph, data: list[float]) -> list[float]:
     return data
 
 
-def local_forward(graph: RecordedGraph, i: int) -> float:
-    """Node i's op applied to its parents' recorded values."""
-    op, b = graph.op[i], graph.b[i]
-    assert op is not None
-    second = graph.k[i] if b == LEAF else graph.data[b]
-    return op.forward(graph.data[graph.a[i]], second)
-
-
 __all__ = ["LEARNER_OPS", "RecordedGraph", "evaluate", "from_engine", "from_learner",
-           "learner_op", "local_forward"]
+           "learner_op"]

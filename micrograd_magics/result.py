@@ -138,15 +138,13 @@ class AutogradResult:
             self._recorded = self._record()
         return self._recorded
 
-    _graph_for_acting = recorded_graph
-
     def nudge(self, label: str, h: float = 1e-3) -> Any:
         """Re-evaluate the recorded graph with `label` moved by h (nothing is changed): the
         root before and after, the slope (after - before) / h, and label's grad. Prints as
         the lecture's sentence."""
         from micrograd_magics.nudge import nudged
 
-        return nudged(self._graph_for_acting(), self.graph, label, h)
+        return nudged(self.recorded_graph(), self.graph, label, h)
 
     def set(self, **values: float) -> AutogradResult:
         """Give leaves new values (`result.set(a=3.0)`), recompute forward and backward of
@@ -154,7 +152,7 @@ class AutogradResult:
         Values (your variables) hold the new numbers. Returns the result."""
         from micrograd_magics.nudge import NudgeError, set_leaves
 
-        graph = self._graph_for_acting()
+        graph = self.recorded_graph()
         if getattr(self, "_learner", False):
             raise NudgeError("set() works on the engine's Values: your class's _backward "
                              "closures keep numbers from the forward pass that made them (the "

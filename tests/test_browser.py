@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
@@ -666,3 +667,27 @@ def test_widget_is_readable_in_the_dark_theme(jupyter: Server, lab_page: Session
         assert contrast(dark[part], dark["background"]) >= least, (part, dark)
         assert contrast(light[part], light["background"]) >= least, (part, light)
     assert not our_errors(lab_page.errors), lab_page.errors
+
+
+def put_notebook(server: Server, name: str, cells: list[str]) -> None:
+    """A notebook of these code cells, written into the server through its contents API."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    body = json.dumps({"type": "notebook", "format": "json",
+                       "content": json.loads(nbformat.writes(notebook))}).encode()
+    request = urllib.request.Request(f"{server.base}/api/contents/{name}", data=body,
+                                     method="PUT", headers={
+                                         "Authorization": f"token {server.token}",
+                                         "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def set_server_theme(server: Server, theme: str) -> None:
+    """JupyterLab's theme, set through the settings API before the page opens."""
+    body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
+    request = urllib.request.Request(
+        f"{server.base}/lab/api/settings/@jupyterlab/apputils-extension:themes", data=body,
+        method="PUT", headers={"Authorization": f"token {server.token}",
+                               "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()

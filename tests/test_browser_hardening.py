@@ -6,11 +6,8 @@ tests/artifacts/."""
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 
-import nbformat
 import pytest
 from playwright.sync_api import expect
 from test_browser import (  # noqa: F401  (fixtures)
@@ -21,7 +18,9 @@ from test_browser import (  # noqa: F401  (fixtures)
     chromium,
     jupyter,
     our_errors,
+    put_notebook,
     session,
+    set_server_theme,
 )
 
 pytestmark = pytest.mark.browser
@@ -33,28 +32,6 @@ CELLS = [
     "from engine import Value",
     "%%autograd\na = Value(2.0, label='a\\x07b')\nb = Value(3.0, label='b')\nL = a * b",
 ]
-
-
-def put_notebook(server: Server) -> None:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    body = json.dumps({"type": "notebook", "format": "json",
-                       "content": json.loads(nbformat.writes(notebook))}).encode()
-    request = urllib.request.Request(f"{server.base}/api/contents/{NAME}", data=body,
-                                     method="PUT", headers={
-                                         "Authorization": f"token {server.token}",
-                                         "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
-
-
-def set_theme(server: Server, theme: str) -> None:
-    body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
-    request = urllib.request.Request(
-        f"{server.base}/lab/api/settings/@jupyterlab/apputils-extension:themes", data=body,
-        method="PUT", headers={"Authorization": f"token {server.token}",
-                               "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def run_all(session: Session, server: Server) -> None:  # noqa: F811
@@ -75,8 +52,8 @@ def run_all(session: Session, server: Server) -> None:  # noqa: F811
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_shared_leaf_copies_and_control_character_label(  # noqa: F811
         jupyter: Server, session: Session, theme: str) -> None:  # noqa: F811
-    put_notebook(jupyter)
-    set_theme(jupyter, theme)
+    put_notebook(jupyter, NAME, CELLS)  # the quiz test's helper: PUT through the contents API
+    set_server_theme(jupyter, theme)
     run_all(session, jupyter)
     page = session.page
     expect(page.locator("#filebrowser")).to_be_visible()  # the file browser is open

@@ -7,12 +7,9 @@ one mid-way through the quiz also to docs/quiz.png (the README's picture)."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import urllib.request
 
-import nbformat
 import pytest
 from cells import LECTURE
 from playwright.sync_api import Locator, Page, expect
@@ -25,10 +22,11 @@ from test_browser import (  # noqa: F401  (fixtures)
     chromium,
     jupyter,
     our_errors,
+    put_notebook,
     same_picture,
     session,
+    set_server_theme,
 )
-from test_browser_hardening import set_theme
 
 pytestmark = pytest.mark.browser
 
@@ -45,19 +43,6 @@ CELLS = [
 # the lecture's grads, checked by hand: L = (a*b + c) * f
 GRADS = {"L": "1.0000", "d": "-2.0000", "f": "4.0000", "e": "-2.0000", "c": "-2.0000",
          "a": "6.0000", "b": "-4.0000"}
-
-
-def put_notebook(server: Server, name: str = NAME, cells: list[str] = CELLS) -> None:
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    body = json.dumps({"type": "notebook", "format": "json",
-                       "content": json.loads(nbformat.writes(notebook))}).encode()
-    request = urllib.request.Request(f"{server.base}/api/contents/{name}", data=body,
-                                     method="PUT", headers={
-                                         "Authorization": f"token {server.token}",
-                                         "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def run_all(page: Page, server: Server, name: str = NAME, cells: list[str] = CELLS,
@@ -98,8 +83,8 @@ def answer(page: Page, widget: Locator, node_id: str, typed: str) -> None:
 
 
 def test_quiz_by_keyboard(jupyter: Server, session: Session, theme: str) -> None:  # noqa: F811
-    put_notebook(jupyter)
-    set_theme(jupyter, theme)
+    put_notebook(jupyter, NAME, CELLS)
+    set_server_theme(jupyter, theme)
     page = session.page
     run_all(page, jupyter)
     expect(page.locator("#filebrowser")).to_be_visible()
@@ -274,7 +259,7 @@ ROUND_TRIP = """(root, [id, kind, value]) => new Promise((resolve, reject) => {
 
 def test_nudge_and_set_through_the_kernel(jupyter: Server, session: Session) -> None:  # noqa: F811
     put_notebook(jupyter, NUDGE_NAME, NUDGE_CELLS)
-    set_theme(jupyter, "JupyterLab Light")
+    set_server_theme(jupyter, "JupyterLab Light")
     page = session.page
     run_all(page, jupyter, NUDGE_NAME, NUDGE_CELLS, widgets=1)
     widget = page.locator(".jp-Notebook .autograd-widget")
