@@ -147,16 +147,19 @@ def rethrow_as_cell_failure(cell_filename: str) -> CellFailed:
     return CellFailed((type(shown), shown, frames))
 
 
-class SaveError(OSError):
-    """`result.save(path)` could not write the file (a missing folder, no permission).
+class OneLineError(Exception):
+    """A mistake in a call on a result (`save`, `nudge`, `set`, `check_answers`): the
+    extension shows it as one line, `SaveError: cannot save g.svg: ...`, never our frames."""
 
-    The extension shows it as one line, `SaveError: cannot save g.svg: the folder
-    /nonexistent/dir does not exist`, and `except OSError` still catches it."""
+
+class SaveError(OSError, OneLineError):
+    """`result.save(path)` could not write the file (a missing folder, no permission);
+    `except OSError` still catches it."""
 
 
 def show_cell_failure(shell, etype, value, tb, tb_offset=None) -> None:  # noqa: ANN001
     """IPython custom-exception handler: show only the user's error."""
-    if isinstance(value, SaveError):
+    if isinstance(value, OneLineError):
         shell._showtraceback(etype, value, [f"{etype.__name__}: {value}"])
         return
     error_type, error, frames = value.exc_info

@@ -14,7 +14,7 @@ from traitlets import CaselessStrEnum, Float, Int, TraitError, validate
 from traitlets.config import Config
 
 from micrograd_magics import pipeline
-from micrograd_magics.errors import CellFailed, SaveError, show_cell_failure
+from micrograd_magics.errors import CellFailed, OneLineError, show_cell_failure
 from micrograd_magics.result import after_cell, before_cell
 
 
@@ -186,7 +186,7 @@ def load(shell: Any) -> None:
     shell.register_magics(_magics_for(shell))
     if id(shell) not in _previous_custom_exc:
         _previous_custom_exc[id(shell)] = (shell.custom_exceptions, shell.CustomTB)
-    shell.set_custom_exc((CellFailed, SaveError), show_cell_failure)
+    shell.set_custom_exc((CellFailed, OneLineError), show_cell_failure)
     if id(shell) not in _cell_hooks:
         hooks = {"pre_run_cell": before_cell(shell), "post_run_cell": after_cell}
         for event, hook in hooks.items():

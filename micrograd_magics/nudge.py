@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import engine
+from micrograd_magics.errors import OneLineError
 from micrograd_magics.graph import as_float, format_number
 from micrograd_magics.replay import RecordedGraph, evaluate
 
 
-class NudgeError(ValueError):
-    """A nudge or set that cannot be done; the message says why in one line."""
+class NudgeError(ValueError, OneLineError):
+    """A nudge, set or answer check that cannot be done; shown as one line."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import re
 import pytest
 from cells import LECTURE, LECTURE_GRADS, NEURON, NEURON_GRADS, run_autograd
 from IPython.core.error import UsageError
+from IPython.utils.capture import capture_output
 
 from micrograd_magics.nudge import NudgeError
 
@@ -207,3 +208,13 @@ def test_quiz_option_conflicts_are_one_line(shell, line, message):
 def test_quiz_model_is_plain_json(shell):
     result = run_autograd(shell, LECTURE, "--quiz")
     assert json.loads(json.dumps(result.graph))["quiz"]["tolerance"] == 0.5e-4
+
+
+def test_a_bad_nudge_in_a_cell_is_one_line(shell):
+    shell.user_ns["r"] = run_autograd(shell, LECTURE)
+    with capture_output() as shown:
+        outcome = shell.run_cell("r.nudge('zz')")
+    assert not outcome.success
+    text = shown.stdout + shown.stderr
+    assert "NudgeError: no node named 'zz' in this graph" in text
+    assert "Traceback" not in text and "nudge.py" not in text
