@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from engine.value import Value, weighted_sum
+
+CallObserver = Callable[["Module", Sequence, object], None]
+_call_observers: list[CallObserver] = []
+
+
+@contextlib.contextmanager
+def observing_calls(observer: CallObserver) -> Iterator[None]:
+    """Call `observer(module, x, out)` after every Neuron, Layer and MLP call in the block.
+
+    Inner calls are seen first (a Neuron's before its Layer's). This is how a tool learns
+    which nodes a neuron made (the graph between `x` and `out`) or whether a ReLU neuron
+    is dead, without walking the graph or wrapping the model. Without observers a call
+    pays one check of an empty list.
+    """
+    _call_observers.append(observer)
+    try:
+        yield
+    finally:
+        _call_observers.remove(observer)
+
+
+def _tell_observers(module: Module, x: Sequence, out: object) -> None:
+    for observer in list(_call_observers):
+        observer(module, x, out)
 
 
 class Module:
@@ -34,7 +59,10 @@ class Neuron(Module):
 
     def __call__(self, x: Sequence[Value | float]) -> Value:
         act = weighted_sum(self.b, self.w, x)  # b + w0*x0 + w1*x1 + ..., as micrograd sums
-        return act.relu() if self.nonlin else act
+        out = act.relu() if self.nonlin else act
+        if _call_observers:
+            _tell_observers(self, x, out)
+        return out
 
     def parameters(self) -> list[Value]:
         return self.w + [self.b]
@@ -54,7 +82,10 @@ class Layer(Module):
 
     def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
         out = [n(x) for n in self.neurons]
-        return out[0] if len(out) == 1 else out
+        out = out[0] if len(out) == 1 else out
+        if _call_observers:
+            _tell_observers(self, x, out)
+        return out
 
     def parameters(self) -> list[Value]:
         return [p for n in self.neurons for p in n.parameters()]
@@ -76,9 +107,12 @@ class MLP(Module):
                        for i in range(len(nouts))]
 
     def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
+        out = x
         for layer in self.layers:
-            x = layer(x)
-        return x
+            out = layer(out)
+        if _call_observers:
+            _tell_observers(self, x, out)
+        return out
 
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from engine import Value, ops, topological_order
-from engine.nn import MLP, Layer, Neuron
+from engine.nn import MLP, Layer, Neuron, observing_calls
 
 
 def make_moons(n: int = 100, noise: float = 0.1, seed: int = 1337):
@@ -206,3 +206,32 @@ def test_layer_and_mlp_shapes():
     assert any(p.grad != 0.0 for p in model.parameters())
     model.zero_grad()
     assert all(p.grad == 0.0 for p in model.parameters())
+
+
+def test_call_observer_sees_every_neuron_then_its_layer_then_the_model():
+    random.seed(0)
+    model = MLP(2, [3, 1])
+    seen = []
+    with observing_calls(lambda module, x, out: seen.append((module, x, out))):
+        out = model([Value(1.0), Value(-2.0)])
+    modules = [module for module, _, _ in seen]
+    first, last = model.layers
+    assert modules == [*first.neurons, first, *last.neurons, last, model]
+    neuron_outs = [o for m, _, o in seen[:3]]
+    assert seen[3][2] == neuron_outs  # the layer hands on its neurons' outputs
+    assert seen[-1][2] is out
+    # a ReLU neuron's output is relu(b + w.x): dead (0.0) exactly when its sum is <= 0
+    for neuron, x, o in seen[:3]:
+        total = neuron.b.data + sum(w.data * xi.data for w, xi in zip(neuron.w, x))
+        assert o.data == max(total, 0.0)
+
+
+def test_call_observer_is_gone_after_its_block():
+    random.seed(0)
+    model = MLP(2, [2, 1])
+    seen = []
+    with observing_calls(lambda *call: seen.append(call)):
+        model([1.0, 2.0])
+    count = len(seen)
+    model([1.0, 2.0])
+    assert count == 2 + 1 + 1 + 1 + 1 and len(seen) == count
