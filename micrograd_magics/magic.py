@@ -82,6 +82,11 @@ class AutogradMagics(Magics):
     @argument("--quiz", action="store_true",
               help="Hide every gradient: predict each one in the widget (right when within "
                    "half a unit of the last digit shown) or with result.check_answers().")
+    @argument("--collapse", action="store_true",
+              help="Draw the graph collapsed (neurons, sums, loop steps as boxes; click one "
+                   "to expand it), as it is anyway above --max-nodes.")
+    @argument("--expand", action="store_true",
+              help="Draw every scalar node (no collapsing); above --max-nodes: the table.")
     @argument("--engine", default=None,
               help="Run on your own Value class (a name in the notebook or a dotted path).")
     @line_cell_magic
@@ -136,6 +141,8 @@ class AutogradMagics(Magics):
         if args.quiz and (args.torch or args.torch_graph or args.check):
             raise UsageError("--quiz hides the gradients and --torch/--check would show "
                              "them: do the quiz first, then run the cell with --torch")
+        if args.collapse and args.expand:
+            raise UsageError("--collapse and --expand exclude each other: pick one")
         pick = lambda given, default: default if given is None else given  # noqa: E731
         return pipeline.Options(
             root=args.root, backward=not args.no_backward, accumulate=not args.overwrite_grads,
@@ -145,7 +152,8 @@ class AutogradMagics(Magics):
             renderer=self.renderer, torch=args.torch or args.torch_graph,
             torch_graph=args.torch_graph,
             check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
-            engine=args.engine, quiz=args.quiz)
+            engine=args.engine, quiz=args.quiz,
+            collapse="collapse" if args.collapse else "expand" if args.expand else "auto")
 
 
 MAX_PRECISION = 15

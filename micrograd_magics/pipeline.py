@@ -16,8 +16,8 @@ from IPython.core.error import UsageError
 import engine
 from engine import Value
 from micrograd_magics import cell as cells
+from micrograd_magics import collapse, foreign, replay
 from micrograd_magics import compare as checks
-from micrograd_magics import foreign, replay
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model, labelled_positions
 from micrograd_magics.nudge import quiz_tolerance
@@ -44,6 +44,7 @@ class Options:
     atol: float = 1e-12
     engine: str | None = None
     quiz: bool = False
+    collapse: str = "auto"  # "collapse" (--collapse), "expand" (--expand), or by --max-nodes
 
 
 NOTHING_TO_DIFFERENTIATE = (
@@ -99,8 +100,11 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     backward_calls = LastBackward()
     watch = engine.observing_backward(backward_calls) if learner_class is None else (
         contextlib.nullcontext())
+    calls = collapse.CallLog()  # which Neuron made which nodes, for the collapsed drawing
+    observe = engine.nn.observing_calls(calls) if learner_class is None else (
+        contextlib.nullcontext())
     try:
-        with guard, watch:
+        with guard, watch, observe:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
                           functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
@@ -122,6 +126,9 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             raise their_failure() from None
         if changed:
             result.warnings.append(changed_leaves_note(changed, root))
+        if learner_class is None and collapse.wanted(len(order), options):
+            result.collapsed = collapse.view_of(result.graph, root, order, calls, ns, changed,
+                                                options)
         record = replay.from_engine if learner_class is None else replay.from_learner
         result.bind_graph(lambda: record(order), lambda: rebuilt_model(root, order, ns, options),
                           learner=learner_class is not None)

@@ -196,13 +196,19 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     dot.attr("node", shape="record", fontname=FONT, fontsize="12", height="0.3",
              margin="0.07,0.03", id="\\N", _attributes={"class": "autograd-value"})
     dot.attr("edge", arrowsize="0.6", id="e_\\T_\\H")
+    if model.get("collapsed"):  # many edges between boxes: lighter, so the boxes read first
+        dot.attr("edge", color="#8c8c8c", penwidth="0.7")
     copies = use_copies(model)
     copies_of: dict[str, list[str]] = {}
     for (source, _), copy in copies.items():
         copies_of.setdefault(source, []).append(copy)
     for node in nodes:
         label = value_label(node, precision, hide_grad=bool(model.get("quiz")))
-        if node["id"] in mismatches:
+        if node.get("collapsed"):  # a box of many nodes (collapse.py): its summary on top
+            label = f"{record_field(node.get('summary') or ' ')}|{label}"
+            dot.node(names[node["id"]], label=label,
+                     _attributes={"class": "autograd-value autograd-collapsed"})
+        elif node["id"] in mismatches:
             dot.node(names[node["id"]], label=label, color=MISMATCH_COLOR,
                      fontcolor=MISMATCH_COLOR, penwidth="2.5",
                      _attributes={"class": "autograd-value autograd-mismatch"})
@@ -237,7 +243,30 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
         else:
             plain.append(pair)
     dot.edges(plain)
+    _collapsed_layout(dot, model, names, op_of)
     return dot.source
+
+
+def _collapsed_layout(dot: graphviz.Digraph, model: GraphModel, names: dict[str, str],
+                      op_of: dict[str, str]) -> None:
+    """A collapsed model's layout hints: the boxes of a layer in one column, an expanded
+    box's scalar nodes framed (the frame's id `fold_<box id>`: a click on it folds)."""
+    for column in model.get("columns") or []:
+        with dot.subgraph() as same:
+            same.attr(rank="same")
+            for node_id in column:
+                if node_id in names:
+                    same.node(names[node_id])
+    for cluster in model.get("clusters") or []:
+        with dot.subgraph(name=f"cluster_{cluster['id']}") as frame:
+            frame.attr(label=readable(str(cluster.get("label", ""))).replace("\\", "\\\\"),
+                       id=f"fold_{cluster['id']}", style="rounded,dashed", fontname=FONT,
+                       fontsize="11", _attributes={"class": "autograd-fold"})
+            for node_id in cluster.get("nodes") or []:
+                if node_id in names:
+                    frame.node(names[node_id])
+                    if node_id in op_of:
+                        frame.node(op_of[node_id])
 
 
 def check_rankdir(rankdir: str) -> str:

@@ -119,6 +119,8 @@ class AutogradResult:
         self._recorded: Any = None  # replay.RecordedGraph of the run, for nudge and set
         self._rebuild: Any = None  # () -> the model from the nodes' current numbers
         self._answers: list[dict[str, Any]] = []  # the quiz answers, as the widget sent them
+        self.collapsed: Any = None  # collapse.CollapsedView when the graph is drawn collapsed
+        self._drawn: GraphModel | None = None
 
     # --- acting on the recorded graph: nudge, set, the quiz -----------------------------
 
@@ -168,6 +170,9 @@ class AutogradResult:
             self.warnings.append("set() changed the numbers: the comparison shown is of the "
                                  "values before; run the cell again to check the new ones")
         self.graph = model
+        self._drawn = None
+        if self.collapsed is not None:
+            self.collapsed.then = {}  # the leaves hold the numbers set now
         named = [n for n in model["nodes"] if n["label"]]
         self.values = {n["label"]: as_float(n["data"]) for n in named}
         self.grads = {n["label"]: as_float(n["grad"]) for n in named}
@@ -176,7 +181,7 @@ class AutogradResult:
         self._render_error = None
         widget = self._widget() if isinstance(self._widget, weakref.ref) else None
         if widget is not None:
-            widget.model = model  # the front end rewrites the numbers in place, no layout
+            widget.model = self.drawn_graph  # the front end rewrites the numbers in place
 
     def check_answers(self, predictions: dict[str, float]) -> dict[str, Any]:
         """The quiz in plain Python: each predicted gradient (label -> number) checked at
@@ -197,10 +202,37 @@ class AutogradResult:
                 str(answer.get("typed", "")))
         return answers
 
+    @property
+    def drawn_graph(self) -> GraphModel:
+        """The model the drawing shows: the collapsed one (collapse.py) when the graph is
+        drawn collapsed, else `graph`."""
+        if self.collapsed is None:
+            return self.graph
+        if self._drawn is None:
+            self._drawn = self.collapsed.model()
+        return self._drawn
+
+    def expand(self, box: str) -> AutogradResult:
+        """Expand a box of the collapsed drawing into its scalar nodes (by its name, e.g.
+        "model.layers[0].neurons[3]", or its id), or fold it again; the widget redraws.
+        Returns the result."""
+        from micrograd_magics.collapse import toggle_box
+
+        toggle_box(self, box)
+        return self
+
     def _on_widget_message(self, widget: Any, content: dict[str, Any]) -> None:
         """The widget's nudge and set controls (see the widget's front end)."""
         from micrograd_magics.nudge import NudgeError
 
+        if content.get("kind") in ("expand", "fold") and self.collapsed is not None:
+            from micrograd_magics.collapse import toggle_box
+
+            try:
+                toggle_box(self, str(content.get("node")))
+            except ValueError as error:
+                widget.send({"kind": "error", "text": str(error)})
+            return
         names = {r["id"]: r["label"] or r["name"] for r in self.graph["nodes"]}
         try:
             if content.get("kind") == "nudge":
@@ -300,7 +332,12 @@ class AutogradResult:
         root = next((n for n in model["nodes"] if n["id"] == model["root"]), None)
         name = root["name"] if root else "root"
         lines = [f"%%autograd: {model['node_count']} nodes, root {name}"]
-        if model["truncated"]:
+        if self.collapsed is not None:
+            boxes = self.drawn_graph["collapsed"]["boxes"]
+            lines.append(f"drawn collapsed: {boxes} boxes for {model['node_count']:,} nodes "
+                         f"(neurons, sums, loop steps); click a box to expand it, "
+                         f"--expand draws every node")
+        elif model["truncated"]:
             lines.append(
                 f"{model['node_count']} nodes is more than --max-nodes "
                 f"{self.options.max_nodes}: no graph drawn, the named nodes are listed. "
@@ -322,11 +359,11 @@ class AutogradResult:
             return
         from micrograd_magics.render import LayoutTimeout, RenderError, render_svg
 
-        if self.graph.get("truncated"):
+        if self.graph.get("truncated") and self.collapsed is None:
             self._render_error = ""  # no layout tried; summary() already says why
             return
         try:
-            self._rendered = render_svg(self.graph, rankdir=self._option("rankdir", "LR"),
+            self._rendered = render_svg(self.drawn_graph, rankdir=self._option("rankdir", "LR"),
                                         renderer=self._option("renderer", "auto"))
         except LayoutTimeout as error:
             self._render_error = (f"graph not drawn: {error}; the table lists the named "
@@ -377,7 +414,7 @@ class AutogradResult:
         from micrograd_magics.render import to_dot
 
         return self._rendered.dot if self._rendered else to_dot(
-            self.graph, self._option("rankdir", "LR"))
+            self.drawn_graph, self._option("rankdir", "LR"))
 
     def widget(self) -> Any:
         """The interactive AutogradWidget (made once), or None when there is no graph to
@@ -396,7 +433,7 @@ class AutogradResult:
         try:
             from micrograd_magics.widget import AutogradWidget
 
-            widget = AutogradWidget(self.graph, self.svg, renderer=self.renderer or "",
+            widget = AutogradWidget(self.drawn_graph, self.svg, renderer=self.renderer or "",
                                     torch_svg=self.torch_svg or "")
         except Exception as error:  # no comm / widget manager here: static display only
             self._widget = False
@@ -447,7 +484,7 @@ class AutogradResult:
                                                   f"%%autograd: {root.get('name', 'graph')}"),
                                   encoding="utf-8")
                 return target
-            return save(self.graph, target, rankdir=self._option("rankdir", "LR"),
+            return save(self.drawn_graph, target, rankdir=self._option("rankdir", "LR"),
                         renderer=self._option("renderer", "auto"), svg=self.svg)
         except OSError as error:  # no permission, a folder of that name, a full disk
             raise SaveError(f"cannot save {target.name}: {error.strerror or error}") from None
@@ -512,7 +549,7 @@ class AutogradResult:
         if interactive is None:
             interactive = not self._option("static", False)
         host_id = inline.new_host_id()
-        live = (inline.interactive_parts(host_id, self.graph, self.renderer or "")
+        live = (inline.interactive_parts(host_id, self.drawn_graph, self.renderer or "")
                 if interactive and svg else "")
         page = (f"<div class='autograd-result' id='{host_id}'>{notes}{graph}{torch_graph}"
                 f"{self.compare_html()}{self.html_table()}{live}</div>")

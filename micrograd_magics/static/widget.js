@@ -277,6 +277,8 @@ function render({ model, el }) {
     svgEl = parseSvg(model.get("svg") || "");
     groups = new Map();
     edges = [];
+    delete root.dataset.expanding;
+    root.dataset.collapsed = graph.collapsed ? "1" : "0";
     if (svgEl) {
       svgEl.classList.add("autograd-svg");
       canvas.appendChild(svgEl);
@@ -314,7 +316,8 @@ function render({ model, el }) {
     root.dataset.steps = String(count);
     buildCompare();
     const used = model.get("renderer");
-    footer.textContent = `${graph.node_count ?? nodes.size} nodes` + (used ? ` · laid out by ${used}` : "");
+    footer.textContent = `${graph.node_count ?? nodes.size} nodes` + (used ? ` · laid out by ${used}` : "")
+      + (graph.collapsed ? ` · drawn collapsed in ${graph.collapsed.boxes} boxes: click a box to expand it, its frame to fold it` : "");
     explain.textContent = HINT;
     startQuiz();
     applyStep();
@@ -428,6 +431,7 @@ function render({ model, el }) {
     const final = fmt(shown) === fmt(node.grad) ? "" : ` (after backward: ${fmt(node.grad)})`;
     explain.appendChild(h("div", { class: "autograd-explain-head" },
       `${node.name}: data ${fmt(node.data)}, grad ${fmt(shown)}${final}${node.leaf ? " (leaf)" : ""}`));
+    if (node.summary) explain.appendChild(h("div", { class: "autograd-note" }, node.summary));
     const lines = Array.isArray(node.explain) ? node.explain : node.explain ? [String(node.explain)] : [];
     for (const line of lines) explain.appendChild(h("div", { class: "autograd-formula" }, line));
     if (!lines.length) explain.appendChild(h("div", {}, "no chain-rule step recorded for this node"));
@@ -496,11 +500,33 @@ function render({ model, el }) {
     }
   }
 
+  // --- a collapsed drawing (collapse.py): a click on a box expands it in place, a click
+  // on the frame of an expanded one folds it; the kernel lays the new drawing out
+  function toKernel(kind, id, what) {
+    if (!hasKernel()) {
+      explain.textContent = `${what} needs the running kernel (this page has none)`;
+      return;
+    }
+    model.send({ kind, node: id });
+    root.dataset.expanding = id;
+    explain.textContent = `${what}…`;
+  }
+
   let dragged = false;
   listen(viewport, "click", (event) => {
     if (dragged) return;
     const g = event.target.closest && event.target.closest("g[data-node-id]");
     const id = g ? g.getAttribute("data-node-id") : "";
+    const box = (nodes.get(id) || {}).collapsed;
+    if (box && box.expandable) {
+      toKernel("expand", id, `expanding ${name(id)}`);
+      return;
+    }
+    const frame = !g && event.target.closest && event.target.closest("g.cluster[id^='fold_']");
+    if (frame) {
+      toKernel("fold", frame.id.slice(5), "folding");
+      return;
+    }
     const next = id && id !== (model.get("selected") || "") ? id : "";
     model.set("selected", next);
     model.save_changes();
@@ -1107,6 +1133,10 @@ function render({ model, el }) {
       const values = Object.entries(msg.values || {}).map(([id, x]) => `${name(id)} = ${fmt(x)}`).join(", ");
       status(`set ${values}; ${rootName()} is now ${fmt((nodes.get(graph.root) || {}).data)}`);
     } else if (msg.kind === "error") {
+      if (root.dataset.expanding !== undefined) {
+        delete root.dataset.expanding;
+        explain.textContent = String(msg.text || "the kernel could not expand that box");
+      }
       status(String(msg.text || "the kernel could not do that"), true);
     }
   });
@@ -1126,7 +1156,7 @@ function render({ model, el }) {
   onModel("change:step", applyStep);
   onModel("change:selected", applySelection);
   onModel("change:model", onModelChange);
-  onModel("change:svg", rebuild);
+  onModel("change:svg", () => { if (model.get("svg") !== lastSvg) rebuild(); });
   onModel("change:renderer", rebuild);
   rebuild();
 

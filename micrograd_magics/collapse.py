@@ -1,0 +1,762 @@
+"""Big graphs, collapsed: engine graph + the cell's neuron calls -> a plain model of boxes.
+
+Above --max-nodes (or with --collapse) the cell's graph is drawn as groups instead of
+scalars, found in this order:
+
+- every `engine.nn.Neuron` whose calls made nodes of the graph is one box, labelled by its
+  path (`model.layers[0].neurons[3]`), with the numbers of its first call and its
+  parameters' grads as a range; called on many inputs it is a stack (`× 100 inputs`); the
+  neurons of a layer stand in one column (`engine.nn.observing_calls` tells which calls
+  there were; the nodes of a call are the graph between its inputs, its parameters and its
+  output);
+- the unnamed leaves those calls read (the data points) are one box `inputs`;
+- a chain of unnamed `+` (`sum(losses)`, a dot product) is one box `Σ over 100 terms`,
+  with the small unnamed work of each term folded in;
+- what is left, when it is still too much, goes by the cell's names: each named Value is a
+  box that holds the unnamed work behind it, and a name reassigned in a loop (`y#1 … y`)
+  rolls up into its first steps, one block `× 9,997 steps`, and its last step.
+
+The result is a `CollapsedView`, kept in the kernel: its `model()` is a graph model of the
+same shape as `graph.build_model`'s (nodes, edges, steps: render.py and the widget read it
+as any other), and `toggle(id)` expands a box into its scalar nodes in place, or folds it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import ops
+from engine.autodiff import contributions
+from engine.nn import MLP, Layer, Module, Neuron
+from engine.value import Value, constant
+from micrograd_magics.graph import (
+    MAX_DERIVED_NAME,
+    GraphModel,
+    derived_name,
+    format_number,
+    in_formula,
+    jsonable,
+    op_symbol,
+    readable,
+)
+
+MAX_BOXES = 600
+"""No drawing has more boxes than this (a Value record and an op ellipse are one each)."""
+CALLS_KEPT = 20_000
+"""Neuron calls remembered during a cell (the newest): a training loop of many steps makes
+many graphs, and only the root's is drawn; holding every call would keep them all alive."""
+SUM_MIN = 8
+"""A chain of at least this many unnamed `+` is drawn as one Σ box."""
+ROLL_MIN = 6
+"""A name with at least this many versions (`y#1 … y#5, y`) rolls up into a block."""
+EXPAND_MAX = 200
+"""Scalar nodes a box shows when expanded; a bigger group is not expanded."""
+SHOWN_INPUTS = 8
+"""Per-input numbers listed in a stack's hover box (the first ones, then the last)."""
+
+
+class CallLog:
+    """The observer for `engine.nn.observing_calls`: keeps the newest Neuron calls (and
+    the Layer and MLP calls, for the paths). Appending a tuple is all a call costs."""
+
+    def __init__(self, keep: int = CALLS_KEPT) -> None:
+        self.calls: deque[tuple[Module, Sequence, object]] = deque(maxlen=keep)
+
+    def __call__(self, module: Module, x: Sequence, out: object) -> None:
+        self.calls.append((module, x, out))
+
+
+def wanted(node_count: int, options: Any) -> bool:
+    """Whether the cell's graph is drawn collapsed: above --max-nodes unless --expand,
+    always with --collapse."""
+    mode = getattr(options, "collapse", "auto")
+    if mode == "expand":
+        return False
+    return mode == "collapse" or node_count > options.max_nodes
+
+
+# --- the groups ----------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Group:
+    """Scalar nodes drawn as one box."""
+
+    kind: str  # neuron, layer, inputs, sum, named, steps, more
+    name: str
+    out: Value  # the node whose numbers the box shows
+    nodes: list[Value] = field(default_factory=list)
+    count: int = 1  # calls, terms, steps
+    calls: list[tuple[Sequence, Value, list[Value]]] = field(default_factory=list)
+    params: list[tuple[str, Value]] = field(default_factory=list)
+    outs: list[Value] = field(default_factory=list)  # per input (stack) or per term (sum)
+    layer: str = ""
+    gid: str = ""
+
+
+def module_paths(ns: dict[str, Any], calls: Iterable[tuple[Module, Sequence, object]]
+                 ) -> tuple[dict[int, str], dict[int, str]]:
+    """id(neuron) -> its path (`model.layers[0].neurons[3]`) and id(neuron) -> its layer's
+    path: through the user's names first (an MLP's path beats a Layer's or a Neuron's own
+    name), then through the MLP and Layer calls seen (`layers[0].neurons[3]`)."""
+    paths: dict[int, str] = {}
+    layers: dict[int, str] = {}
+
+    def walk(obj: Any, path: str) -> None:
+        if isinstance(obj, MLP):
+            for k, layer in enumerate(obj.layers):
+                walk(layer, f"{path}.layers[{k}]" if path else f"layers[{k}]")
+        elif isinstance(obj, Layer):
+            for j, neuron in enumerate(obj.neurons):
+                layers.setdefault(id(neuron), path)
+                walk(neuron, f"{path}.neurons[{j}]" if path else f"neurons[{j}]")
+        elif isinstance(obj, Neuron):
+            paths.setdefault(id(obj), path)
+
+    named = [(k, v) for k, v in ns.items() if isinstance(v, Module) and not k.startswith("_")]
+    for rank in (MLP, Layer, Neuron):
+        for name, obj in named:
+            if type(obj) is rank or (rank is Neuron and isinstance(obj, Neuron)):
+                walk(obj, name)
+    seen: set[int] = set()
+    for rank in (MLP, Layer):
+        for module, _, _ in calls:
+            if isinstance(module, rank) and id(module) not in seen:
+                seen.add(id(module))
+                walk(module, "")
+    return paths, layers
+
+
+class Grouping:
+    """Finds the groups of one graph (see the module docstring)."""
+
+    def __init__(self, root: Value, order: list[Value], names: dict[int, str],
+                 calls: Iterable[tuple[Module, Sequence, object]], ns: dict[str, Any]) -> None:
+        self.root, self.order, self.names = root, order, names
+        self.pos = {id(n): i for i, n in enumerate(order)}
+        parents = [id(n._a) for n in order if n._a is not None]
+        parents += [id(n._b) for n in order if n._b is not None]
+        self.users = Counter(parents)
+        self.owner: dict[int, Group] = {}
+        self.groups: list[Group] = []
+        calls = list(calls)
+        self._neurons(calls, ns)
+        self._sums()
+
+    def name_of(self, node: Value) -> str:
+        return self.names.get(id(node), node.label)
+
+    def _claim(self, group: Group, nodes: Iterable[Value]) -> None:
+        for node in nodes:
+            self.owner[id(node)] = group
+            group.nodes.append(node)
+
+    def _neurons(self, calls: list[tuple[Module, Sequence, object]], ns: dict[str, Any]) -> None:
+        paths, layers = module_paths(ns, calls)
+        by_neuron: dict[int, Group] = {}
+        inputs: list[Value] = []
+        for module, x, out in calls:
+            if not isinstance(module, Neuron) or id(out) not in self.pos or id(out) in self.owner:
+                continue
+            group = by_neuron.get(id(module))
+            if group is None:
+                path = paths.get(id(module)) or f"neuron#{len(by_neuron)}"
+                group = Group("neuron", path, out, params=module.named_parameters(),
+                              layer=layers.get(id(module), ""), count=0)
+                by_neuron[id(module)] = group
+                self.groups.append(group)
+                self._claim(group, [p for _, p in group.params if id(p) in self.pos])
+            made = self._call_nodes(x, module, out)
+            if made is None:
+                continue
+            self._claim(group, made)
+            group.calls.append((x, out, made))
+            group.outs.append(out)
+            group.count += 1
+            inputs.extend(v for v in x if type(v) is Value)
+        # the unnamed leaves the neurons read (the data points) are one box
+        points = [v for v in dict.fromkeys(inputs) if id(v) in self.pos
+                  and id(v) not in self.owner and not v.label and not v._op]
+        if len(points) > 1:
+            group = Group("inputs", "inputs", points[0], outs=points, count=len(points))
+            self._claim(group, points)
+            self.groups.append(group)
+
+    def _call_nodes(self, x: Sequence, module: Neuron, out: Value) -> list[Value] | None:
+        """The nodes one call made: from out back to its inputs and parameters."""
+        stop = {id(v) for v in x} | {id(p) for p in module.parameters()}
+        limit = 4 * len(module.parameters()) + 8
+        made, todo, seen = [], [out], set()
+        while todo:
+            node = todo.pop()
+            if id(node) in stop or id(node) in seen:
+                continue
+            if id(node) in self.owner or len(made) > limit:
+                return None  # not a plain call (its output was made elsewhere)
+            seen.add(id(node))
+            made.append(node)
+            if node._a is not None:
+                todo.append(node._a)
+                if node._b is not None:
+                    todo.append(node._b)
+        made.sort(key=lambda n: self.pos[id(n)])
+        return made
+
+    def _sums(self) -> None:
+        owner, users = self.owner, self.users
+        length: dict[int, int] = {}
+        below: dict[int, Value] = {}  # link -> the link it continues
+        for node in self.order:
+            op = node._op
+            if id(node) in owner or (op is not ops.ADD and op is not ops.ADD_K):
+                continue
+            a = node._a
+            if (op is ops.ADD and id(a) in length and users[id(a)] == 1 and not a.label):
+                length[id(node)] = length[id(a)] + 1
+                below[id(node)] = a
+            else:
+                length[id(node)] = 1
+        continued = {id(a) for a in below.values()}
+        for node in self.order:
+            if length.get(id(node), 0) < SUM_MIN or id(node) in continued:
+                continue
+            chain = [node]
+            while id(chain[-1]) in below:
+                chain.append(below[id(chain[-1])])
+            chain.reverse()
+            terms = [chain[0]._a] + ([chain[0]._b] if chain[0]._b is not None else [])
+            terms += [link._b for link in chain[1:]]
+            name = self.name_of(node) or f"Σ over {len(terms)} terms"
+            group = Group("sum", name, node, outs=terms, count=len(terms))
+            self._claim(group, chain)
+            for term in terms:
+                self._claim(group, self._private(term))
+            self.groups.append(group)
+
+    def _private(self, start: Value) -> list[Value]:
+        """start and what only it uses, unnamed and not in a group: a term's own work."""
+        found, todo = [], [start]
+        while todo:
+            node = todo.pop()
+            if (id(node) in self.owner or node.label or self.users[id(node)] != 1
+                    or node in found):
+                continue
+            found.append(node)
+            if node._a is not None:
+                todo.append(node._a)
+                if node._b is not None:
+                    todo.append(node._b)
+        return found
+
+    def by_names(self) -> None:
+        """What no group holds, by the cell's names: each named Value (and the root) with
+        the unnamed work behind it; a name's many versions rolled up."""
+        owner = self.owner
+        named: list[Group] = []
+        for node in self.order:
+            if id(node) in owner or not (node.label or node is self.root):
+                continue
+            group = Group("named", self.name_of(node) or "root", node)
+            todo = [node]
+            while todo:
+                n = todo.pop()
+                if id(n) in owner or (n is not node and n.label):
+                    continue
+                owner[id(n)] = group
+                group.nodes.append(n)
+                if n._a is not None:
+                    todo.append(n._a)
+                    if n._b is not None:
+                        todo.append(n._b)
+            group.nodes.sort(key=lambda n: self.pos[id(n)])
+            named.append(group)
+        versions: dict[str, list[Group]] = {}
+        for group in named:
+            versions.setdefault(group.out.label, []).append(group)
+        rolled: set[int] = set()
+        for groups in versions.values():
+            if len(groups) < ROLL_MIN:
+                continue
+            middle = groups[2:-1]
+            block = Group("steps", f"{middle[0].name} … {middle[-1].name}", middle[-1].out,
+                          count=len(middle), outs=[g.out for g in middle])
+            for group in middle:
+                rolled.add(id(group))
+                self._claim(block, group.nodes)
+            block.nodes.sort(key=lambda n: self.pos[id(n)])
+            self.groups.append(block)
+        self.groups.extend(g for g in named if id(g) not in rolled)
+
+    def loose(self) -> list[Value]:
+        """The nodes no group holds, in graph order."""
+        return [n for n in self.order if id(n) not in self.owner]
+
+
+def release_small(grouping: Grouping, budget: int) -> list[Value]:
+    """Named groups of a few nodes (a leaf, one loop step) drawn as their scalar nodes
+    again, smallest first, while the drawing stays within budget boxes. Returns the loose
+    nodes."""
+    loose = grouping.loose()
+    used = box_count(grouping.groups, loose)
+    for group in sorted((g for g in grouping.groups if g.kind == "named"),
+                        key=lambda g: len(g.nodes)):
+        cost = len(group.nodes) + sum(1 for n in group.nodes if n._op) - 1
+        if len(group.nodes) > 4 or used + cost > budget:
+            break
+        used += cost
+        grouping.groups.remove(group)
+        for node in group.nodes:
+            del grouping.owner[id(node)]
+    return grouping.loose()
+
+
+def fold_layers(grouping: Grouping) -> None:
+    """The neurons of each layer as one box."""
+    layers: dict[str, Group] = {}
+    kept = []
+    for group in grouping.groups:
+        if group.kind != "neuron" or not group.layer:
+            kept.append(group)
+            continue
+        layer = layers.get(group.layer)
+        if layer is None:
+            layer = layers[group.layer] = Group("layer", group.layer, group.out, count=0)
+            kept.append(layer)
+        layer.count += 1
+        layer.outs.append(group.out)
+        layer.params.extend((f"{group.name}.{k}", p) for k, p in group.params)
+        layer.calls.extend(group.calls)
+        grouping._claim(layer, group.nodes)
+    grouping.groups = kept
+
+
+def fold_middle(grouping: Grouping, loose: list[Value], budget: int) -> list[Value]:
+    """The last resort under the cap: keep the first and last boxes in graph order, one
+    block `… N more nodes` for the rest. Returns the loose nodes still drawn."""
+    pos = grouping.pos
+    units: list[tuple[int, int, Any]] = sorted(
+        [(pos[id(g.out)], 1, g) for g in grouping.groups]
+        + [(pos[id(n)], 2 if n._op else 1, n) for n in loose], key=lambda u: u[0])
+    head, tail, used = [], [], 0
+    for unit in units:
+        if used + unit[1] > budget // 2 - 1:
+            break
+        head.append(unit)
+        used += unit[1]
+    for unit in reversed(units[len(head):]):
+        if used + unit[1] > budget - 2:
+            break
+        tail.append(unit)
+        used += unit[1]
+    middle = units[len(head):len(units) - len(tail)]
+    if not middle:
+        return loose
+    last = max((u[2] if isinstance(u[2], Value) else u[2].out for u in middle),
+               key=lambda n: pos[id(n)])
+    block = Group("more", "", last)
+    for _, _, unit in middle:
+        grouping._claim(block, [unit] if isinstance(unit, Value) else unit.nodes)
+    block.count = len(block.nodes)
+    block.name = f"… {block.count:,} more nodes"
+    middle_groups = {id(u[2]) for u in middle if not isinstance(u[2], Value)}
+    grouping.groups = [g for g in grouping.groups if id(g) not in middle_groups] + [block]
+    return [u[2] for u in head + tail if isinstance(u[2], Value)]
+
+
+def box_count(groups: list[Group], loose: list[Value]) -> int:
+    return len(groups) + len(loose) + sum(1 for n in loose if n._op)
+
+
+# --- the view: groups -> model, expanded in place on request -------------------------------
+
+class CollapsedView:
+    """The collapsed drawing of one graph, kept in the kernel so a box can be expanded.
+
+    `model()` is plain data (graph.build_model's shape, plus "collapsed" on each box and
+    "clusters"/"columns" for the layout); engine objects stay here.
+    """
+
+    def __init__(self, root: Value, order: list[Value], grouping: Grouping,
+                 loose: list[Value], precision: int) -> None:
+        self.root, self.order, self.precision = root, order, precision
+        self.grouping = grouping
+        self.groups = grouping.groups
+        self.pos = grouping.pos
+        self.loose = loose
+        for k, group in enumerate(sorted(self.groups, key=lambda g: self.pos[id(g.out)])):
+            group.gid = f"g{k}"
+        self.by_gid = {g.gid: g for g in self.groups}
+        self.expanded: set[str] = set()
+        self.root_name = in_formula(grouping.name_of(root) or "root")
+        self.expand_seconds = 0.0
+        self.then: dict[int, float] = {}  # id(leaf) -> the value it had at backward()
+
+    def fmt(self, x: float) -> str:
+        return format_number(jsonable(x), self.precision)
+
+    def boxes(self, model: GraphModel | None = None) -> int:
+        model = model or self.model()
+        return len(model["nodes"]) + sum(1 for n in model["nodes"] if n.get("op"))
+
+    def toggle(self, gid: str) -> bool:
+        """Expand the box gid into its scalar nodes, or fold it back; False when it cannot
+        be expanded."""
+        if gid in self.expanded:
+            self.expanded.discard(gid)
+            return True
+        group = self.by_gid.get(gid)
+        if group is None or not self._shown_nodes(group):
+            return False
+        self.expanded.add(gid)
+        return True
+
+    def _shown_nodes(self, group: Group) -> list[Value]:
+        """The scalar nodes an expanded group draws: a neuron's first call and its
+        parameters (the lecture's `draw_dot(n(x))`), else all of them when few enough."""
+        if group.kind == "neuron" and group.calls:
+            x, out, made = group.calls[0]
+            nodes = [p for _, p in group.params if id(p) in self.pos] + made
+        else:
+            nodes = group.nodes
+        return nodes if len(nodes) <= EXPAND_MAX else []
+
+    # --- building the model ---
+
+    def model(self) -> GraphModel:
+        started = time.perf_counter()
+        unit: dict[int, str] = {}  # id(node) -> the id of the box it is drawn in
+        for group in self.groups:
+            for node in group.nodes:
+                unit[id(node)] = group.gid
+        scalar: list[Value] = list(self.loose)
+        clusters = []
+        for gid in sorted(self.expanded, key=lambda g: self.pos[id(self.by_gid[g].out)]):
+            group = self.by_gid[gid]
+            shown = self._shown_nodes(group)
+            scalar.extend(shown)
+            clusters.append({"id": gid, "label": self._cluster_label(group),
+                             "nodes": [f"n{self.pos[id(n)]}" for n in shown]})
+        for node in scalar:
+            unit[id(node)] = f"n{self.pos[id(node)]}"
+        scalar.sort(key=lambda n: self.pos[id(n)])
+        drawn_groups = [g for g in self.groups if g.gid not in self.expanded]
+        records: dict[str, dict[str, Any]] = {}
+        for group in drawn_groups:
+            records[group.gid] = self._group_record(group)
+        params = {id(p): f"{g.name}.{k}" if g.gid not in self.expanded else k
+                  for g in self.groups for k, p in g.params}
+        for node in scalar:
+            records[unit[id(node)]] = self._scalar_record(node, records, unit, params)
+        # a folded neuron's parameters read elsewhere (the L2 term's p*p) are not drawn
+        # as edges: one from every neuron to the regulariser would cross the whole drawing
+        hidden = {id(p) for g in drawn_groups if g.kind in ("neuron", "layer")
+                  for _, p in g.params}
+        readers: Counter[str] = Counter()
+        edges, pairs = [], set()
+        for node in self.order:
+            target = unit.get(id(node))
+            for parent in (node._a, node._b):
+                if parent is None:
+                    break
+                source = unit.get(id(parent))
+                if source == target or source not in records or target not in records:
+                    continue
+                if id(parent) in hidden:
+                    readers[target] += 1
+                    continue
+                scalar_target = target[0] == "n"
+                pair = (source, target)
+                if pair in pairs and not scalar_target:
+                    continue
+                pairs.add(pair)
+                edges.append({"source": source, "target": target})
+        for edge in edges:
+            records[edge["target"]]["parents"].append(edge["source"])
+        for target, count in readers.items():
+            record = records[target]
+            note = f"reads {count:,} parameters"
+            record["summary"] = f"{record['summary']} · {note}" if record.get("summary") else note
+            record["explain"].append(f"it {note} of the neurons (edges not drawn)")
+        nodes = sorted(records.values(), key=lambda r: r["position"])
+        self._add_explain(records, edges)
+        columns = {}
+        for group in drawn_groups:
+            if group.kind == "neuron" and group.layer:
+                columns.setdefault(group.layer, []).append(group.gid)
+        model: GraphModel = {
+            "version": 1, "root": unit.get(id(self.root), ""), "node_count": len(self.order),
+            "truncated": False, "precision": self.precision, "accumulate": True,
+            "nodes": nodes, "edges": edges, "steps": [], "reached_twice": [],
+            "collapsed": {"groups": len(self.groups), "expanded": sorted(self.expanded)},
+            "clusters": clusters, "columns": [c for c in columns.values() if len(c) > 1],
+        }
+        model["steps"] = self._steps(records, unit, nodes)
+        for record in nodes:
+            del record["position"]
+        model["collapsed"]["boxes"] = self.boxes(model)
+        self.expand_seconds = time.perf_counter() - started
+        return model
+
+    def _cluster_label(self, group: Group) -> str:
+        if group.kind == "neuron" and group.count > 1:
+            return f"{group.name} on input 0 of {group.count:,} · click here to fold"
+        return f"{group.name} · click here to fold"
+
+    def _group_record(self, group: Group) -> dict[str, Any]:
+        out = group.out
+        summary = self._summary(group)
+        return {"id": group.gid, "label": "", "name": readable(group.name), "op": "",
+                "symbol": "", "data": jsonable(self.then.get(id(out), out.data)),
+                "grad": jsonable(out.grad),
+                "parents": [], "leaf": False, "explain": [], "summary": summary,
+                "collapsed": {"kind": group.kind, "count": group.count,
+                              "nodes": len(group.nodes),
+                              "expandable": bool(self._shown_nodes(group))},
+                "position": self.pos[id(out)]}
+
+    def _summary(self, group: Group) -> str:
+        grads = [p.grad for _, p in group.params]
+        spread = (f"grad w,b ∈ [{self.fmt(min(grads))}, {self.fmt(max(grads))}]" if grads else "")
+        if group.kind == "neuron":
+            many = f"× {group.count:,} inputs · " if group.count > 1 else ""
+            return f"{many}{spread}"
+        if group.kind == "layer":
+            return f"{group.count} neurons · {spread}"
+        if group.kind == "inputs":
+            return f"× {group.count:,} input values"
+        if group.kind == "sum":
+            return (f"Σ over {group.count:,} terms" if group.name != f"Σ over {group.count} terms"
+                    else f"{len(group.nodes):,} nodes")
+        if group.kind == "steps":
+            return f"× {group.count:,} steps"
+        if group.kind == "more":
+            return "folded to keep the drawing small"
+        return f"+ {len(group.nodes) - 1:,} unnamed nodes"
+
+    def _scalar_record(self, node: Value, records: dict[str, dict[str, Any]],
+                       unit: dict[int, str], params: dict[int, str]) -> dict[str, Any]:
+        i = self.pos[id(node)]
+        symbol = op_symbol(node._op, constant(node)) if node._op else ""
+        label = self.grouping.name_of(node)
+        name = label or params.get(id(node), "")
+        if not name:
+            parent_names = [records[unit[id(p)]]["name"] if unit.get(id(p)) in records else "?"
+                            for p in node._prev]
+            name = derived_name(symbol, parent_names) or ""
+            if len(name) > MAX_DERIVED_NAME or not name:
+                name = f"#{i}"
+        return {"id": f"n{i}", "label": label, "name": readable(name), "op": str(node._op),
+                "symbol": symbol, "data": jsonable(self.then.get(id(node), node.data)),
+                "grad": jsonable(node.grad),
+                "parents": [], "leaf": not node._op, "explain": [], "position": i}
+
+    # --- hover and steps at the collapsed level ---
+
+    def _contributions(self, records: dict[str, dict[str, Any]], unit: dict[int, str]
+                       ) -> dict[str, list[tuple[str, float, float]]]:
+        """Box id -> (box of a user, d user/d shown node, contribution): how the grad of
+        the node a box shows is made from the boxes that use it."""
+        shown = {}
+        for rid, record in records.items():
+            if rid[0] == "g":
+                shown[id(self.by_gid[rid].out)] = rid
+            else:
+                shown[id(self.order[record["position"]])] = rid
+        made: dict[str, dict[str, list[float]]] = {}
+        for node in self.order:
+            for parent in (node._a, node._b):
+                if parent is None:
+                    break
+                rid = shown.get(id(parent))
+                if rid is None or unit.get(id(node)) == rid:
+                    continue
+                for p, local, contribution in contributions(node):
+                    if p is parent:
+                        by_user = made.setdefault(rid, {})
+                        total = by_user.setdefault(unit.get(id(node), "?"), [0.0, 0.0])
+                        total[0] = local
+                        total[1] += contribution
+                        break
+        return {rid: [(user, v[0], v[1]) for user, v in users.items()]
+                for rid, users in made.items()}
+
+    def _add_explain(self, records: dict[str, dict[str, Any]], edges: list[dict]) -> None:
+        unit = {}
+        for group in self.groups:
+            for node in group.nodes:
+                unit[id(node)] = group.gid
+        for rid in records:
+            if rid[0] == "n":
+                unit[id(self.order[records[rid]["position"]])] = rid
+        self._made = self._contributions(records, unit)
+        top = self.root_name
+        for rid, record in records.items():
+            here = in_formula(record["name"])
+            lines = record["explain"]
+            users = self._made.get(rid, [])
+            if users:
+                parts = [f"d{top}/d{in_formula(records[u]['name'] if u in records else u)}"
+                         f" * d{in_formula(records[u]['name'] if u in records else u)}/d{here}"
+                         for u, _, _ in users[:4]]
+                more = f" + … ({len(users) - 4} more)" if len(users) > 4 else ""
+                total = sum(c for _, _, c in users)
+                lines.append(f"d{top}/d{here} = {' + '.join(parts)}{more} = "
+                             f"{' + '.join(self.fmt(c) for _, _, c in users[:4])}{more} = "
+                             f"{self.fmt(total)}")
+            elif rid == self._root_id(records):
+                lines.append(f"d{top}/d{top} = 1")
+            if rid[0] == "g":
+                lines.extend(self._group_lines(self.by_gid[rid]))
+
+    def _root_id(self, records: dict[str, dict[str, Any]]) -> str:
+        for rid, record in records.items():
+            if rid[0] == "g" and self.by_gid[rid].out is self.root:
+                return rid
+            if rid[0] == "n" and self.order[record["position"]] is self.root:
+                return rid
+        return ""
+
+    def _group_lines(self, group: Group) -> list[str]:
+        top, fmt = self.root_name, self.fmt
+        lines = []
+        if group.kind in ("neuron", "layer") and group.count > 1 and group.kind == "neuron":
+            lines.append(f"called on {group.count:,} inputs; the box shows input 0; per input "
+                         f"(data, d{top}/d out):")
+        elif group.kind == "sum":
+            lines.append(f"Σ over {group.count:,} terms ({len(group.nodes):,} nodes); "
+                         f"per term (data, d{top}/d term):")
+        elif group.kind == "steps":
+            lines.append(f"{group.count:,} steps rolled up; per step (data, grad):")
+        elif group.kind == "inputs":
+            lines.append(f"{group.count:,} input values (data, grad):")
+        outs = group.outs if group.kind != "layer" else []
+        if len(outs) > 1:
+            picked = list(enumerate(outs))
+            if len(picked) > SHOWN_INPUTS:
+                picked = picked[:SHOWN_INPUTS - 2] + [(-1, None)] + picked[-2:]
+            for k, out in picked:
+                lines.append("  …" if out is None else f"  [{k}] {fmt(out.data)}, {fmt(out.grad)}")
+        if group.params:
+            by_kind: dict[str, list[float]] = {}
+            for name, p in group.params:
+                by_kind.setdefault("b" if name.endswith("b") else "w", []).append(p.grad)
+            for kind, grads in by_kind.items():
+                lines.append(f"d{top}/d{kind}: {len(grads)} parameter grads in "
+                             f"[{fmt(min(grads))}, {fmt(max(grads))}]"
+                             + (f", summed over the {group.count:,} inputs"
+                                if group.kind == "neuron" and group.count > 1 else ""))
+        lines.append(f"{len(group.nodes):,} scalar nodes · "
+                     + ("click to expand" if self._shown_nodes(group) else
+                        f"more than {EXPAND_MAX} to expand here"))
+        return lines
+
+    def _steps(self, records: dict[str, dict[str, Any]], unit: dict[int, str],
+               nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Backward at the collapsed level: one step per box, the root's first, each giving
+        the boxes it uses their share (exact: the sum of the scalar contributions)."""
+        fmt, top = self.fmt, self.root_name
+        root_id = self._root_id(records)
+        if not root_id:
+            return []
+        seed = f"d{top}/d{top} = 1"
+        steps = [{"node": root_id, "seed": True, "upstream": 1.0, "rule": seed,
+                  "updates": [{"target": root_id, "local": 1.0, "contribution": 1.0,
+                               "before": 0.0, "after": 1.0, "formula": seed}]}]
+        received: dict[str, list[tuple[str, float]]] = {}
+        for target, users in self._made.items():
+            for user, _, contribution in users:
+                received.setdefault(user, []).append((target, contribution))
+        left = Counter(t for t, users in self._made.items() for _ in users)
+        running: dict[str, float] = {}
+        for record in reversed(nodes):
+            rid = record["id"]
+            updates = []
+            for target, contribution in received.get(rid, []):
+                before = running.get(target, 0.0)
+                left[target] -= 1
+                after = before + contribution
+                if not left[target]:  # the last share: the grad the box shows, exactly
+                    after = float(records[target]["grad"]) if isinstance(
+                        records[target]["grad"], float) else after
+                running[target] = after
+                there = in_formula(records[target]["name"])
+                here = in_formula(record["name"])
+                formula = (f"d{top}/d{there} {'+=' if before else '='} d{top}/d{here} * "
+                           f"d{here}/d{there} = {fmt(contribution)}"
+                           + (f"  →  {fmt(after)}" if before else ""))
+                updates.append({"target": target, "local": 0.0,
+                                "contribution": jsonable(contribution),
+                                "before": jsonable(before), "after": jsonable(after),
+                                "formula": formula})
+            if updates:
+                steps.append({"node": rid, "upstream": record["grad"],
+                              "rule": f"backward through {record['name']}: "
+                                      f"{len(updates)} box{'es' if len(updates) > 1 else ''}"
+                                      f" get their share",
+                              "updates": updates})
+        return steps
+
+
+def view_of(model: GraphModel, root: Value, order: list[Value], calls: CallLog,
+            ns: dict[str, Any], changed: list[tuple[Value, float]], options: Any
+            ) -> CollapsedView:
+    """The pipeline's hook: the collapsed view of the cell's graph, with the names the
+    model gives (`y#1`) and the leaf values it was computed from (a training step after
+    backward() changed them)."""
+    names = {id(order[int(n["id"][1:])]): n["name"] for n in model["nodes"] if n["label"]}
+    view = collapsed_view(root, order, names, calls.calls, ns, precision=options.precision,
+                          max_nodes=options.max_nodes)
+    view.then = {id(leaf): then for leaf, then in changed}
+    return view
+
+
+def toggle_box(result: Any, box: str) -> None:
+    """Expand or fold one box of a result's collapsed drawing (by id or name) and redraw
+    its static SVG and its widget. ValueError when there is no such box or it is too big."""
+    import weakref
+
+    view: CollapsedView = result.collapsed
+    gid = box if box in view.by_gid else next(
+        (g.gid for g in view.groups if g.name == box), None)
+    if gid is None:
+        shown = ", ".join(g.name for g in view.groups[:6])
+        raise ValueError(f"no box {box!r} in the collapsed drawing (boxes: {shown}, …)")
+    if not view.toggle(gid):
+        group = view.by_gid[gid]
+        raise ValueError(f"{group.name} holds {len(group.nodes):,} nodes: more than "
+                         f"{EXPAND_MAX} to expand in place")
+    result._drawn = None
+    result._rendered = None
+    result._render_error = None
+    svg = result.svg
+    widget = result._widget() if isinstance(result._widget, weakref.ref) else None
+    if widget is not None and svg is not None:
+        model = result.drawn_graph
+        with widget.hold_sync():
+            widget.model = model
+            widget.svg = svg
+            widget.step = len(model["steps"])
+
+
+def collapsed_view(root: Value, order: list[Value], names: dict[int, str],
+                   calls: Iterable[tuple[Module, Sequence, object]], ns: dict[str, Any],
+                   precision: int = 4, max_nodes: int = 300,
+                   max_boxes: int = MAX_BOXES) -> CollapsedView:
+    """The collapsed drawing of root's graph (`order`: parents first, as the pipeline has
+    it; `names`: the version names `y#1`; `calls`: what `CallLog` saw)."""
+    grouping = Grouping(root, order, names, calls, ns)
+    loose = grouping.loose()
+    if box_count(grouping.groups, loose) > min(max_boxes, max(max_nodes, 60)):
+        grouping.by_names()
+        loose = release_small(grouping, min(max_boxes, max(max_nodes, 60)))
+    if box_count(grouping.groups, loose) > max_boxes:
+        fold_layers(grouping)
+    if box_count(grouping.groups, loose) > max_boxes:
+        loose = fold_middle(grouping, loose, max_boxes)
+    return CollapsedView(root, order, grouping, loose, precision)
+
+
+__all__ = ["MAX_BOXES", "CallLog", "CollapsedView", "collapsed_view", "wanted"]
