@@ -446,8 +446,9 @@ class CollapsedView:
         records: dict[str, dict[str, Any]] = {}
         for group in drawn_groups:
             records[group.gid] = self._group_record(group)
-        params = {id(p): f"{g.name}.{k}" if g.gid not in self.expanded else k
-                  for g in self.groups for k, p in g.params}
+        # inside an expanded neuron its parameters read as in its code: w[0], b
+        params = {id(p): k for g in self.groups if g.gid in self.expanded
+                  for k, p in g.params}
         for node in scalar:
             records[unit[id(node)]] = self._scalar_record(node, records, unit, params)
         # a folded neuron's parameters read elsewhere (the L2 term's p*p) are not drawn
@@ -541,7 +542,7 @@ class CollapsedView:
         i = self.pos[id(node)]
         symbol = op_symbol(node._op, constant(node)) if node._op else ""
         label = self.grouping.name_of(node)
-        name = label or params.get(id(node), "")
+        name = params.get(id(node)) or label
         if not name:
             parent_names = [records[unit[id(p)]]["name"] if unit.get(id(p)) in records else "?"
                             for p in node._prev]

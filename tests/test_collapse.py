@@ -1,0 +1,220 @@
+"""Issue 17: big graphs drawn collapsed (micrograd_magics/collapse.py), through a real
+IPython shell: the demo's MLP over 100 moons points, a 10**4-step loop, the box cap, the
+payload bound, expanding and folding a box, and --collapse / --expand."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from cells import LECTURE, LECTURE_GRADS, run_autograd
+from IPython.core.error import UsageError
+from test_engine_nn import make_moons
+
+from engine.nn import MLP
+from micrograd_magics.collapse import MAX_BOXES
+from micrograd_magics.result import BUNDLE_BUDGET
+
+DEMO = """\
+inputs = [list(map(Value, row)) for row in X]
+scores = list(map(model, inputs))
+losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
+data_loss = sum(losses) * (1.0 / len(losses))
+reg_loss = 1e-4 * sum(p * p for p in model.parameters())
+total = data_loss + reg_loss"""
+LOOP = "y = 1.0\nw = 0.5\nfor i in range(10**4): y = y * w + 0.1"
+
+
+@pytest.fixture
+def demo(ip):  # noqa: ANN001, ANN201
+    """The demo's MLP(2, [16, 16, 1]) and its loss over 100 moons points, as one cell."""
+    X, y = make_moons(100)
+    random.seed(1337)
+    model = MLP(2, [16, 16, 1])
+    ip.run_cell("from engine import Value")
+    ip.user_ns.update(X=X, y=y, model=model)
+    return run_autograd(ip, DEMO), model, ip.user_ns
+
+
+def boxes_of(model: dict) -> dict[str, dict]:
+    return {n["name"]: n for n in model["nodes"]}
+
+
+def replayed(model: dict) -> dict[str, float]:
+    """Node id -> grad after every step, as the widget replays them."""
+    grads = {n["id"]: 0.0 for n in model["nodes"]}
+    for step in model["steps"]:
+        for update in step["updates"]:
+            grads[update["target"]] = update["after"]
+    return grads
+
+
+def test_demo_is_drawn_as_its_neurons(demo) -> None:  # noqa: ANN001
+    result, model, ns = demo
+    drawn = result.drawn_graph
+    assert drawn["node_count"] > 60_000 and result.svg is not None
+    assert result.graph["truncated"]  # the tables and .grads work as before
+    boxes = boxes_of(drawn)
+    paths = [f"model.layers[{k}].neurons[{j}]" for k, n in enumerate([16, 16, 1])
+             for j in range(n)]
+    assert [b for b in boxes if b.startswith("model.")] == paths
+    for path in paths:
+        box = boxes[path]
+        assert box["collapsed"]["kind"] == "neuron" and box["collapsed"]["count"] == 100
+        assert box["summary"].startswith("× 100 inputs")
+    # the box shows its neuron's call on input 0: the numbers of that Value in the graph
+    last = boxes["model.layers[2].neurons[0]"]
+    assert last["data"] == ns["scores"][0].data and last["grad"] == ns["scores"][0].grad
+    neuron = model.layers[0].neurons[3]
+    grads = [p.grad for p in neuron.parameters()]
+    summary = boxes["model.layers[0].neurons[3]"]["summary"]
+    assert f"[{min(grads):.4f}, {max(grads):.4f}]" in summary
+    # the sums: the loss over 100 points and the L2 term over 337 parameters
+    losses = boxes["sum(losses)"]
+    assert losses["collapsed"] == {"kind": "sum", "count": 100, "nodes": 400,
+                                   "expandable": False}
+    assert "Σ over 100 terms" in losses["summary"]
+    reg = boxes["sum(p * p for p in model.parameters())"]
+    assert reg["collapsed"]["count"] == 337 and "Σ over 337 terms" in reg["summary"]
+    assert boxes["inputs"]["collapsed"]["count"] == 200  # 100 points, 2 coordinates each
+    assert boxes["total"]["grad"] == 1.0 and boxes["total"]["data"] == ns["total"].data
+    # every node of the graph is in exactly one box
+    held = sum(b.get("collapsed", {}).get("nodes", 1) for b in drawn["nodes"])
+    assert held == drawn["node_count"]
+    # layer columns: the neurons of a layer side by side in the layout
+    assert sorted(len(c) for c in drawn["columns"]) == [16, 16]
+
+
+def test_demo_hover_and_steps_at_the_collapsed_level(demo) -> None:  # noqa: ANN001
+    result, model, ns = demo
+    drawn = result.drawn_graph
+    boxes = boxes_of(drawn)
+    explain = boxes["model.layers[0].neurons[3]"]["explain"]
+    assert explain[0].startswith("dtotal/dmodel.layers[0].neurons[3] = "
+                                 "dtotal/dmodel.layers[1].neurons[0] * "
+                                 "dmodel.layers[1].neurons[0]/dmodel.layers[0].neurons[3]")
+    assert any(line.startswith("  [0] ") for line in explain)  # per input
+    # replaying the collapsed steps ends on the grads every box shows
+    final = replayed(drawn)
+    for node in drawn["nodes"]:
+        assert final[node["id"]] == pytest.approx(node["grad"], rel=1e-12, abs=1e-15), node["name"]
+    assert drawn["steps"][0]["seed"] and drawn["steps"][0]["node"] == boxes["total"]["id"]
+
+
+def test_demo_payload_and_box_cap(demo) -> None:  # noqa: ANN001
+    result, _, _ = demo
+    bundle = result._repr_mimebundle_()
+    assert len(json.dumps(bundle)) <= BUNDLE_BUDGET
+    assert "image/svg+xml" in bundle and 'id="fold_' not in bundle["image/svg+xml"]
+    assert result.drawn_graph["collapsed"]["boxes"] <= MAX_BOXES
+    assert "drawn collapsed: " in bundle["text/plain"]
+
+
+def test_expand_one_neuron_in_place_and_fold(demo) -> None:  # noqa: ANN001
+    result, model, ns = demo
+    before = result.drawn_graph
+    gid = boxes_of(before)["model.layers[1].neurons[3]"]["id"]
+    result.expand("model.layers[1].neurons[3]")
+    after = result.drawn_graph
+    assert after["collapsed"]["expanded"] == [gid]
+    assert gid not in {n["id"] for n in after["nodes"]}
+    shown = boxes_of(after)
+    neuron = model.layers[1].neurons[3]
+    # the lecture's draw_dot(n(x)) view of its call on input 0: 16 weights, the bias, 16
+    # products and 16 sums, the ReLU; their grads the scalar graph's
+    for i in range(16):
+        assert shown[f"w[{i}]"]["grad"] == neuron.w[i].grad
+    assert shown["b"]["grad"] == neuron.b.grad and shown["b"]["leaf"]
+    relu = [n for n in after["nodes"] if n["op"] == "ReLU"]
+    assert len(relu) == 1 and relu[0]["grad"] == boxes_of(before)[
+        "model.layers[1].neurons[3]"]["grad"]
+    (frame,) = after["clusters"]
+    assert frame["id"] == gid and len(frame["nodes"]) == 17 + 33
+    assert f'id="fold_{gid}"' in result.svg
+    assert after["collapsed"]["boxes"] <= MAX_BOXES
+    result.expand(gid)  # again: folded
+    assert result.drawn_graph["nodes"] == before["nodes"]
+    assert 'id="fold_' not in result.svg
+    with pytest.raises(ValueError, match="no box 'nope'"):
+        result.expand("nope")
+    with pytest.raises(ValueError, match="more than 200 to expand"):
+        result.expand("sum(losses)")
+
+
+def test_widget_message_expands_a_box(demo) -> None:  # noqa: ANN001
+    result, _, _ = demo
+    sent = []
+
+    class Widget:  # the message handler only needs .send: what the kernel answers
+        def send(self, content: dict) -> None:
+            sent.append(content)
+
+    gid = boxes_of(result.drawn_graph)["model.layers[0].neurons[0]"]["id"]
+    result._on_widget_message(Widget(), {"kind": "expand", "node": gid})
+    assert result.drawn_graph["collapsed"]["expanded"] == [gid] and not sent
+    result._on_widget_message(Widget(), {"kind": "fold", "node": gid})
+    assert result.drawn_graph["collapsed"]["expanded"] == []
+    result._on_widget_message(Widget(), {"kind": "expand", "node": "g9999"})
+    assert sent and sent[0]["kind"] == "error" and "no box" in sent[0]["text"]
+
+
+def test_loop_rolls_up_into_one_block(ip) -> None:  # noqa: ANN001
+    result = run_autograd(ip, LOOP)
+    drawn = result.drawn_graph
+    boxes = boxes_of(drawn)
+    block = boxes["y#3 … y#10000"]
+    assert block["collapsed"]["kind"] == "steps" and block["collapsed"]["count"] == 9_998
+    assert block["summary"] == "× 9,998 steps"
+    # the first step and the last one drawn as scalars, the leaves too
+    assert {"y#1", "w", "y#2", "y"} <= set(boxes)
+    assert boxes["y"]["grad"] == 1.0 and boxes["w"]["leaf"]
+    assert boxes["w"]["grad"] == result.grads["w"]
+    assert drawn["collapsed"]["boxes"] < 20
+    final = replayed(drawn)
+    assert final[boxes["w"]["id"]] == pytest.approx(result.grads["w"], rel=1e-12)
+    assert len(json.dumps(result._repr_mimebundle_())) <= BUNDLE_BUDGET
+
+
+def test_any_big_graph_stays_under_the_box_cap(ip) -> None:  # noqa: ANN001
+    # 1,500 different names: nothing to roll up, so the middle folds into one block
+    lines = ["a = 1.5", "v0 = a * 2"] + [f"v{i} = v{i - 1} * a + {i}" for i in range(1, 1500)]
+    result = run_autograd(ip, "\n".join(lines))
+    drawn = result.drawn_graph
+    assert drawn["collapsed"]["boxes"] <= MAX_BOXES
+    more = [n for n in drawn["nodes"] if (n.get("collapsed") or {}).get("kind") == "more"]
+    assert len(more) == 1 and more[0]["name"].endswith("more nodes")
+    held = sum(n.get("collapsed", {}).get("nodes", 1) for n in drawn["nodes"])
+    assert held == drawn["node_count"]
+    # a layer of 700 neurons folds into one box
+    random.seed(0)
+    ip.user_ns["wide"] = MLP(2, [700, 1])
+    result = run_autograd(ip, "x = [0.5, -1.0]\nL = wide(x)")
+    drawn = result.drawn_graph
+    assert drawn["collapsed"]["boxes"] <= MAX_BOXES
+    layer = boxes_of(drawn)["wide.layers[0]"]
+    assert layer["collapsed"]["kind"] == "layer" and layer["collapsed"]["count"] == 700
+
+
+def test_collapse_and_expand_options(ip) -> None:  # noqa: ANN001
+    result = run_autograd(ip, LECTURE, "--collapse")
+    drawn = result.drawn_graph
+    assert drawn["collapsed"] is not None and result.grads == LECTURE_GRADS
+    # nothing to group in the lecture: its seven Values, the same grads
+    assert {n["name"]: n["grad"] for n in drawn["nodes"]} == LECTURE_GRADS
+    ip.user_ns["model"] = MLP(2, [16, 16, 1])
+    result = run_autograd(ip, "x = [0.5, -1.0]\nL = model(x)", "--expand")
+    assert result.collapsed is None and result.graph["truncated"] and result.svg is None
+    with pytest.raises(UsageError, match="exclude each other"):
+        ip.run_cell_magic("autograd", "--collapse --expand", LECTURE)
+
+
+def test_one_mlp_call_names_neurons_by_path(ip) -> None:  # noqa: ANN001
+    random.seed(1)
+    ip.user_ns["net"] = MLP(3, [4, 4, 1])
+    result = run_autograd(ip, "x = [2.0, 3.0, -1.0]\nL = (net(x) - 1.0)**2", "--collapse")
+    boxes = boxes_of(result.drawn_graph)
+    assert "net.layers[0].neurons[3]" in boxes and "net.layers[2].neurons[0]" in boxes
+    assert boxes["net.layers[2].neurons[0]"]["collapsed"]["count"] == 1
+    assert not boxes["net.layers[2].neurons[0]"]["summary"].startswith("×")
+    assert boxes["x[0]"]["grad"] == result.grads["x[0]"]  # the named inputs stay Values
