@@ -121,6 +121,11 @@ def test_training_an_mlp() -> None:
     assert grads is not None
     assert grads.group(1) == grads.group(2)
     assert float(grads.group(1)) != 0.0
+    # the whole network on one step, collapsed, one neuron expanded (issue 17)
+    assert re.search(r"^\d+ boxes for 65\d\d\d nodes$", out, re.M)
+    assert "drawn collapsed: " in out
+    shown = re.search(r"data on X\[0\]: (-?[\d.]+) = (-?[\d.]+)", out)
+    assert shown is not None and shown[1] == shown[2] and float(shown[1]) > 0
 
 
 @pytest.mark.parametrize("name", ["01_first_graph.ipynb"])
