@@ -418,7 +418,10 @@ class CollapsedView:
         parameters (the lecture's `draw_dot(n(x))`), else all of them when few enough."""
         if group.kind == "neuron" and group.calls:
             x, out, made = group.calls[0]
-            nodes = [p for _, p in group.params if id(p) in self.pos] + made
+            owner = self.grouping.owner
+            points = [v for v in x if type(v) is Value and getattr(
+                owner.get(id(v)), "kind", "") == "inputs"]
+            nodes = points + [p for _, p in group.params if id(p) in self.pos] + made
         else:
             nodes = group.nodes
         return nodes if len(nodes) <= EXPAND_MAX else []
@@ -449,6 +452,10 @@ class CollapsedView:
         # inside an expanded neuron its parameters read as in its code: w[0], b
         params = {id(p): k for g in self.groups if g.gid in self.expanded
                   for k, p in g.params}
+        for gid in self.expanded:  # and the data point it was called on: x[0], x[1]
+            if self.by_gid[gid].calls:
+                x = self.by_gid[gid].calls[0][0]
+                params.update((id(v), f"x[{i}]") for i, v in enumerate(x) if type(v) is Value)
         for node in scalar:
             records[unit[id(node)]] = self._scalar_record(node, records, unit, params)
         # a folded neuron's parameters read elsewhere (the L2 term's p*p) are not drawn
@@ -522,10 +529,10 @@ class CollapsedView:
         grads = [p.grad for _, p in group.params]
         spread = (f"grad w,b ∈ [{self.fmt(min(grads))}, {self.fmt(max(grads))}]" if grads else "")
         if group.kind == "neuron":
-            many = f"× {group.count:,} inputs · " if group.count > 1 else ""
+            many = f"× {group.count:,} inputs\n" if group.count > 1 else ""
             return f"{many}{spread}"
         if group.kind == "layer":
-            return f"{group.count} neurons · {spread}"
+            return f"{group.count} neurons\n{spread}"
         if group.kind == "inputs":
             return f"× {group.count:,} input values"
         if group.kind == "sum":
@@ -594,14 +601,17 @@ class CollapsedView:
                 unit[id(self.order[records[rid]["position"]])] = rid
         self._made = self._contributions(records, unit)
         top = self.root_name
+        names = {rid: r["name"] for rid, r in records.items()}
+        for gid in self.expanded:
+            group = self.by_gid[gid]
+            names[gid] = f"{group.name} on the other {group.count - 1:,} inputs"
         for rid, record in records.items():
             here = in_formula(record["name"])
             lines = record["explain"]
             users = self._made.get(rid, [])
             if users:
-                parts = [f"d{top}/d{in_formula(records[u]['name'] if u in records else u)}"
-                         f" * d{in_formula(records[u]['name'] if u in records else u)}/d{here}"
-                         for u, _, _ in users[:4]]
+                parts = [f"d{top}/d{in_formula(names.get(u, u))}"
+                         f" * d{in_formula(names.get(u, u))}/d{here}" for u, _, _ in users[:4]]
                 more = f" + … ({len(users) - 4} more)" if len(users) > 4 else ""
                 total = sum(c for _, _, c in users)
                 lines.append(f"d{top}/d{here} = {' + '.join(parts)}{more} = "
@@ -693,11 +703,21 @@ class CollapsedView:
                                 "before": jsonable(before), "after": jsonable(after),
                                 "formula": formula})
             if updates:
+                who = f"{len(updates)} boxes get" if len(updates) > 1 else "1 box gets"
                 steps.append({"node": rid, "upstream": record["grad"],
-                              "rule": f"backward through {record['name']}: "
-                                      f"{len(updates)} box{'es' if len(updates) > 1 else ''}"
-                                      f" get their share",
+                              "rule": f"{who} its share of d{top}/d{in_formula(record['name'])}",
                               "updates": updates})
+        # what folded boxes not drawn gave (an expanded neuron's other calls): one last step
+        rest = [{"target": rid, "local": 0.0,
+                 "contribution": jsonable(float(r["grad"]) - running.get(rid, 0.0)),
+                 "before": jsonable(running.get(rid, 0.0)), "after": r["grad"],
+                 "formula": f"d{top}/d{in_formula(r['name'])} = {fmt(r['grad'])} with the "
+                            f"shares of the folded calls"}
+                for rid, r in records.items() if rid != root_id and isinstance(r["grad"], float)
+                and r["grad"] != running.get(rid, 0.0)]
+        if rest:
+            steps.append({"node": root_id, "upstream": 1.0, "updates": rest,
+                          "rule": f"the rest: shares from nodes no box draws ({len(rest)} boxes)"})
         return steps
 
 

@@ -204,8 +204,11 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
         copies_of.setdefault(source, []).append(copy)
     for node in nodes:
         label = value_label(node, precision, hide_grad=bool(model.get("quiz")))
-        if node.get("collapsed"):  # a box of many nodes (collapse.py): its summary on top
-            label = f"{record_field(node.get('summary') or ' ')}|{label}"
+        if node.get("collapsed"):  # a box of many nodes (collapse.py): rows, to stay narrow
+            inner = label[1:-1]  # summary lines, the name, then data and grad side by side
+            cut = inner.rfind("|data ")
+            label = (f"{record_field(node.get('summary') or ' ')}|{inner[:cut]}|"
+                     f"{{{inner[cut + 1:]}}}")
             dot.node(names[node["id"]], label=label,
                      _attributes={"class": "autograd-value autograd-collapsed"})
         elif node["id"] in mismatches:

@@ -133,9 +133,18 @@ def test_expand_one_neuron_in_place_and_fold(demo) -> None:  # noqa: ANN001
     assert frame["id"] == gid and len(frame["nodes"]) == 17 + 33
     assert f'id="fold_{gid}"' in result.svg
     assert after["collapsed"]["boxes"] <= MAX_BOXES
+    final = replayed(after)  # the step-through still ends on every grad shown
+    for node in after["nodes"]:
+        assert final[node["id"]] == pytest.approx(node["grad"], rel=1e-12, abs=1e-15), node["name"]
     result.expand(gid)  # again: folded
     assert result.drawn_graph["nodes"] == before["nodes"]
     assert 'id="fold_' not in result.svg
+    # a first-layer neuron shows the data point it was called on, x[0] and x[1]
+    result.expand("model.layers[0].neurons[5]")
+    shown = boxes_of(result.drawn_graph)
+    assert [shown[f"x[{i}]"]["data"] for i in range(2)] == [v.data for v in ns["inputs"][0]]
+    assert shown["x[0]"]["grad"] == ns["inputs"][0][0].grad
+    result.expand("model.layers[0].neurons[5]")
     with pytest.raises(ValueError, match="no box 'nope'"):
         result.expand("nope")
     with pytest.raises(ValueError, match="more than 200 to expand"):
