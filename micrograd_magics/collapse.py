@@ -46,6 +46,10 @@ from micrograd_magics.graph import (
 
 MAX_BOXES = 600
 """No drawing has more boxes than this (a Value record and an op ellipse are one each)."""
+COLLAPSE_MAX = 250_000
+"""Above this many nodes the cell shows the table, as without collapsing (unless
+--collapse): grouping and the drawing's model cost about 12 µs a node here (a loop of
+10**5 steps, 200,001 nodes: +2.5 s), so a loop of 10**6 steps would wait half a minute."""
 CALLS_KEPT = 20_000
 """Neuron calls remembered during a cell (the newest): a training loop of many steps makes
 many graphs, and only the root's is drawn; holding every call would keep them all alive."""
@@ -55,6 +59,9 @@ ROLL_MIN = 6
 """A name with at least this many versions (`y#1 … y#5, y`) rolls up into a block."""
 EXPAND_MAX = 200
 """Scalar nodes a box shows when expanded; a bigger group is not expanded."""
+COLUMN_INPUTS = 4
+"""An expanded neuron of at most this many inputs keeps its output in its layer's column;
+a longer chain held there made Graphviz's layout take more than 10 s."""
 SHOWN_INPUTS = 8
 """Per-input numbers listed in a stack's hover box (the first ones, then the last)."""
 
@@ -76,7 +83,7 @@ def wanted(node_count: int, options: Any) -> bool:
     mode = getattr(options, "collapse", "auto")
     if mode == "expand":
         return False
-    return mode == "collapse" or node_count > options.max_nodes
+    return mode == "collapse" or options.max_nodes < node_count <= COLLAPSE_MAX
 
 
 # --- the groups ----------------------------------------------------------------------------
@@ -253,42 +260,51 @@ class Grouping:
 
     def by_names(self) -> None:
         """What no group holds, by the cell's names: each named Value (and the root) with
-        the unnamed work behind it; a name's many versions rolled up."""
-        owner = self.owner
-        named: list[Group] = []
+        the unnamed work behind it; a name's many versions rolled up. (Plain lists until
+        the roll-up: a loop of 10**5 steps names 10**5 Values.)"""
+        owner, pos, root = self.owner, self.pos, self.root
+        heads: list[Value] = []
+        members: list[list[Value]] = []
+        taken: dict[int, int] = {}
         for node in self.order:
-            if id(node) in owner or not (node.label or node is self.root):
+            if id(node) in owner or not (node.label or node is root):
                 continue
-            group = Group("named", self.name_of(node) or "root", node)
-            todo = [node]
+            k = len(heads)
+            heads.append(node)
+            taken[id(node)] = k
+            mine = [node]
+            todo = [node._a, node._b]
             while todo:
                 n = todo.pop()
-                if id(n) in owner or (n is not node and n.label):
+                if n is None or n.label or id(n) in taken or id(n) in owner:
                     continue
-                owner[id(n)] = group
-                group.nodes.append(n)
+                taken[id(n)] = k
+                mine.append(n)
                 if n._a is not None:
                     todo.append(n._a)
-                    if n._b is not None:
-                        todo.append(n._b)
-            group.nodes.sort(key=lambda n: self.pos[id(n)])
-            named.append(group)
-        versions: dict[str, list[Group]] = {}
-        for group in named:
-            versions.setdefault(group.out.label, []).append(group)
+                    todo.append(n._b)
+            members.append(mine)
+        versions: dict[str, list[int]] = {}
+        for k, head in enumerate(heads):
+            versions.setdefault(head.label, []).append(k)
         rolled: set[int] = set()
-        for groups in versions.values():
-            if len(groups) < ROLL_MIN:
+        for ks in versions.values():
+            if len(ks) < ROLL_MIN:
                 continue
-            middle = groups[2:-1]
-            block = Group("steps", f"{middle[0].name} … {middle[-1].name}", middle[-1].out,
-                          count=len(middle), outs=[g.out for g in middle])
-            for group in middle:
-                rolled.add(id(group))
-                self._claim(block, group.nodes)
-            block.nodes.sort(key=lambda n: self.pos[id(n)])
+            middle = ks[2:-1]
+            first, last = heads[middle[0]], heads[middle[-1]]
+            block = Group("steps", f"{self.name_of(first)} … {self.name_of(last)}", last,
+                          count=len(middle), outs=[heads[k] for k in middle])
+            nodes = [n for k in middle for n in members[k]]
+            nodes.sort(key=lambda n: pos[id(n)])
+            self._claim(block, nodes)
             self.groups.append(block)
-        self.groups.extend(g for g in named if id(g) not in rolled)
+            rolled.update(middle)
+        for k, head in enumerate(heads):
+            if k not in rolled:
+                group = Group("named", self.name_of(head) or "root", head)
+                self._claim(group, sorted(members[k], key=lambda n: pos[id(n)]))
+                self.groups.append(group)
 
     def loose(self) -> list[Value]:
         """The nodes no group holds, in graph order."""
@@ -458,23 +474,41 @@ class CollapsedView:
                 params.update((id(v), f"x[{i}]") for i, v in enumerate(x) if type(v) is Value)
         for node in scalar:
             records[unit[id(node)]] = self._scalar_record(node, records, unit, params)
+        framed = {n for c in clusters for n in c["nodes"]}
+        points = {id(v) for gid in self.expanded for v in self.by_gid[gid].calls[0][0]
+                  if self.by_gid[gid].calls and type(v) is Value
+                  and getattr(self.grouping.owner.get(id(v)), "kind", "") == "inputs"}
         # a folded neuron's parameters read elsewhere (the L2 term's p*p) are not drawn
         # as edges: one from every neuron to the regulariser would cross the whole drawing
-        hidden = {id(p) for g in drawn_groups if g.kind in ("neuron", "layer")
+        hidden = {id(p) for g in self.groups if g.kind in ("neuron", "layer")
                   for _, p in g.params}
-        readers: Counter[str] = Counter()
+        readers: dict[str, set[int]] = {}
         edges, pairs = [], set()
+        # the node each box shows: its grad is made of the shares of the boxes using it
+        shown = {id(self.by_gid[rid].out) if rid[0] == "g" else id(self.order[r["position"]]):
+                 rid for rid, r in records.items()}
+        made: dict[str, dict[str, list[float]]] = {}
         for node in self.order:
             target = unit.get(id(node))
             for parent in (node._a, node._b):
                 if parent is None:
                     break
+                rid = shown.get(id(parent))
+                if rid is not None and rid != target:
+                    for p, local, contribution in contributions(node):
+                        if p is parent:
+                            total = made.setdefault(rid, {}).setdefault(target, [0.0, 0.0])
+                            total[0] = local
+                            total[1] += contribution
+                            break
                 source = unit.get(id(parent))
                 if source == target or source not in records or target not in records:
                     continue
-                if id(parent) in hidden:
-                    readers[target] += 1
+                if id(parent) in hidden and target not in framed:
+                    readers.setdefault(target, set()).add(id(parent))
                     continue
+                if id(parent) in points and target not in framed:
+                    source = self.grouping.owner[id(parent)].gid  # the rest read the inputs box
                 scalar_target = target[0] == "n"
                 pair = (source, target)
                 if pair in pairs and not scalar_target:
@@ -483,17 +517,23 @@ class CollapsedView:
                 edges.append({"source": source, "target": target})
         for edge in edges:
             records[edge["target"]]["parents"].append(edge["source"])
-        for target, count in readers.items():
+        for target, read in readers.items():
             record = records[target]
-            note = f"reads {count:,} parameters"
+            note = f"reads {len(read):,} parameters"
             record["summary"] = f"{record['summary']} · {note}" if record.get("summary") else note
             record["explain"].append(f"it {note} of the neurons (edges not drawn)")
         nodes = sorted(records.values(), key=lambda r: r["position"])
-        self._add_explain(records, edges)
-        columns = {}
-        for group in drawn_groups:
-            if group.kind == "neuron" and group.layer:
+        self._made = {rid: [(user, v[0], v[1]) for user, v in users.items()]
+                      for rid, users in made.items()}
+        self._add_explain(records)
+        columns: dict[str, list[str]] = {}
+        for group in sorted(self.groups, key=lambda g: self.pos[id(g.out)]):
+            if group.kind != "neuron" or not group.layer:
+                continue
+            if group.gid not in self.expanded:
                 columns.setdefault(group.layer, []).append(group.gid)
+            elif len(group.calls[0][0]) <= COLUMN_INPUTS:  # an expanded one by its output
+                columns.setdefault(group.layer, []).append(unit[id(group.calls[0][1])])
         model: GraphModel = {
             "version": 1, "root": unit.get(id(self.root), ""), "node_count": len(self.order),
             "truncated": False, "precision": self.precision, "accumulate": True,
@@ -563,43 +603,7 @@ class CollapsedView:
 
     # --- hover and steps at the collapsed level ---
 
-    def _contributions(self, records: dict[str, dict[str, Any]], unit: dict[int, str]
-                       ) -> dict[str, list[tuple[str, float, float]]]:
-        """Box id -> (box of a user, d user/d shown node, contribution): how the grad of
-        the node a box shows is made from the boxes that use it."""
-        shown = {}
-        for rid, record in records.items():
-            if rid[0] == "g":
-                shown[id(self.by_gid[rid].out)] = rid
-            else:
-                shown[id(self.order[record["position"]])] = rid
-        made: dict[str, dict[str, list[float]]] = {}
-        for node in self.order:
-            for parent in (node._a, node._b):
-                if parent is None:
-                    break
-                rid = shown.get(id(parent))
-                if rid is None or unit.get(id(node)) == rid:
-                    continue
-                for p, local, contribution in contributions(node):
-                    if p is parent:
-                        by_user = made.setdefault(rid, {})
-                        total = by_user.setdefault(unit.get(id(node), "?"), [0.0, 0.0])
-                        total[0] = local
-                        total[1] += contribution
-                        break
-        return {rid: [(user, v[0], v[1]) for user, v in users.items()]
-                for rid, users in made.items()}
-
-    def _add_explain(self, records: dict[str, dict[str, Any]], edges: list[dict]) -> None:
-        unit = {}
-        for group in self.groups:
-            for node in group.nodes:
-                unit[id(node)] = group.gid
-        for rid in records:
-            if rid[0] == "n":
-                unit[id(self.order[records[rid]["position"]])] = rid
-        self._made = self._contributions(records, unit)
+    def _add_explain(self, records: dict[str, dict[str, Any]]) -> None:
         top = self.root_name
         names = {rid: r["name"] for rid, r in records.items()}
         for gid in self.expanded:
@@ -715,9 +719,13 @@ class CollapsedView:
                             f"shares of the folded calls"}
                 for rid, r in records.items() if rid != root_id and isinstance(r["grad"], float)
                 and r["grad"] != running.get(rid, 0.0)]
-        if rest:
-            steps.append({"node": root_id, "upstream": 1.0, "updates": rest,
-                          "rule": f"the rest: shares from nodes no box draws ({len(rest)} boxes)"})
+        if rest:  # they come from an expanded neuron's other calls: its step, by its output
+            folded = [self.by_gid[g] for g in sorted(self.expanded) if self.by_gid[g].calls]
+            here = unit.get(id(folded[0].calls[0][1]), root_id) if folded else root_id
+            whose = (f"{folded[0].name} on the other {folded[0].count - 1:,} inputs"
+                     if folded else "nodes no box draws")
+            steps.append({"node": here, "upstream": records[here]["grad"], "updates": rest,
+                          "rule": f"the shares of {whose} ({len(rest)} boxes)"})
         return steps
 
 
@@ -749,10 +757,16 @@ def toggle_box(result: Any, box: str) -> None:
         group = view.by_gid[gid]
         raise ValueError(f"{group.name} holds {len(group.nodes):,} nodes: more than "
                          f"{EXPAND_MAX} to expand in place")
+    before = result._drawn, result._rendered, result._render_error
     result._drawn = None
     result._rendered = None
     result._render_error = None
     svg = result.svg
+    if svg is None:  # the layout failed or took too long: keep the drawing shown
+        why = result.render_error
+        view.toggle(gid)
+        result._drawn, result._rendered, result._render_error = before
+        raise ValueError(f"{view.by_gid[gid].name} not expanded: {why}")
     widget = result._widget() if isinstance(result._widget, weakref.ref) else None
     if widget is not None and svg is not None:
         model = result.drawn_graph

@@ -254,6 +254,9 @@ def _collapsed_layout(dot: graphviz.Digraph, model: GraphModel, names: dict[str,
                       op_of: dict[str, str]) -> None:
     """A collapsed model's layout hints: the boxes of a layer in one column, an expanded
     box's scalar nodes framed (the frame's id `fold_<box id>`: a click on it folds)."""
+    framed = {n for cluster in model.get("clusters") or [] for n in cluster.get("nodes") or []}
+    if any(n in framed for column in model.get("columns") or [] for n in column):
+        dot.attr("graph", newrank="true")  # rank=same across a frame needs the newer ranking
     for column in model.get("columns") or []:
         with dot.subgraph() as same:
             same.attr(rank="same")
@@ -263,7 +266,8 @@ def _collapsed_layout(dot: graphviz.Digraph, model: GraphModel, names: dict[str,
     for cluster in model.get("clusters") or []:
         with dot.subgraph(name=f"cluster_{cluster['id']}") as frame:
             frame.attr(label=readable(str(cluster.get("label", ""))).replace("\\", "\\\\"),
-                       id=f"fold_{cluster['id']}", style="rounded,dashed", fontname=FONT,
+                       labeljust="l", id=f"fold_{cluster['id']}", style="rounded,dashed",
+                       fontname=FONT,
                        fontsize="11", _attributes={"class": "autograd-fold"})
             for node_id in cluster.get("nodes") or []:
                 if node_id in names:

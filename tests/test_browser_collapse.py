@@ -130,9 +130,16 @@ def test_collapsed_mlp_expands_and_folds(jupyter: Server, session: Session,  # n
     expect(widget.locator("svg g[data-kind='op']", has=page.locator(
         "text", has_text="ReLU"))).to_have_count(1)
     expect(frame).to_contain_text("model.layers[0].neurons[4] on input 0 of 100")
+    # the click zoomed to the frame, readable; "fit" shows the whole drawing again
+    expect(widget).to_have_attribute("data-zoom", "0.60")
     weight.hover()
     expect(explain).to_contain_text("w[0]: data ")
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"collapsed-expanded-zoomed-{tag}.png"), scale="css")
+    widget.locator("button[data-action='fit']").click()
     check_widgets_fit(page, NAME)
+    box(widget, "model.layers[1].neurons[0]").hover()
+    expect(explain).to_contain_text("dtotal/dmodel.layers[1].neurons[0] = ")
     widget.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"collapsed-expanded-{tag}.png"), scale="css")
     if tag == "light":
@@ -156,12 +163,16 @@ def test_collapsed_mlp_expands_and_folds(jupyter: Server, session: Session,  # n
 def save_docs_image(page: Page, widget: Locator) -> None:
     """The widget with one neuron expanded -> artifacts and docs/collapsed.png."""
     area = widget.bounding_box()
+    hover = widget.locator(".autograd-explain").bounding_box()
     assert area is not None and area["width"] > 300 and area["height"] > 100, area
+    assert hover is not None
     margin = 8
     path = ARTIFACTS / "collapsed-widget.png"
+    # the toolbar, the drawing and the hover box; not the leaves table below them
     page.screenshot(path=str(path), clip={
         "x": max(area["x"] - margin, 0), "y": max(area["y"] - margin, 0),
-        "width": area["width"] + 2 * margin, "height": min(area["height"] + 2 * margin, 900)})
+        "width": area["width"] + 2 * margin,
+        "height": hover["y"] + hover["height"] - area["y"] + 2 * margin})
     if not same_picture(path, DOCS_IMAGE):
         DOCS_IMAGE.parent.mkdir(exist_ok=True)
         shutil.copy(path, DOCS_IMAGE)

@@ -277,6 +277,7 @@ function render({ model, el }) {
     svgEl = parseSvg(model.get("svg") || "");
     groups = new Map();
     edges = [];
+    const clicked = root.dataset.expanding !== undefined; // a box expanded by a click here
     delete root.dataset.expanding;
     root.dataset.collapsed = graph.collapsed ? "1" : "0";
     if (svgEl) {
@@ -326,6 +327,20 @@ function render({ model, el }) {
     fitting = true;
     layout();
     requestAnimationFrame(layout); // once the output area has its width
+    if (clicked) requestAnimationFrame(() => requestAnimationFrame(showFrame));
+  }
+
+  /** After a click expanded a box: its frame at a readable zoom, in view (the whole
+   * drawing is one "fit" away). */
+  const READABLE = 0.6;
+  function showFrame() {
+    const frames = svgEl ? [...svgEl.querySelectorAll("g.cluster[id^='fold_']")] : [];
+    if (!frames.length || scale >= READABLE) return;
+    zoomTo(READABLE);
+    const frame = frames[frames.length - 1].getBoundingClientRect();
+    const view = viewport.getBoundingClientRect();
+    viewport.scrollLeft += frame.left - view.left - 8;
+    viewport.scrollTop += frame.top - view.top - 8;
   }
 
   // --- the backward replay ----------------------------------------------------------
@@ -431,7 +446,7 @@ function render({ model, el }) {
     const final = fmt(shown) === fmt(node.grad) ? "" : ` (after backward: ${fmt(node.grad)})`;
     explain.appendChild(h("div", { class: "autograd-explain-head" },
       `${node.name}: data ${fmt(node.data)}, grad ${fmt(shown)}${final}${node.leaf ? " (leaf)" : ""}`));
-    if (node.summary) explain.appendChild(h("div", { class: "autograd-note" }, node.summary));
+    if (node.summary) explain.appendChild(h("div", { class: "autograd-note" }, node.summary.replace(/\n/g, " · ")));
     const lines = Array.isArray(node.explain) ? node.explain : node.explain ? [String(node.explain)] : [];
     for (const line of lines) explain.appendChild(h("div", { class: "autograd-formula" }, line));
     if (!lines.length) explain.appendChild(h("div", {}, "no chain-rule step recorded for this node"));
