@@ -659,7 +659,8 @@ class CollapsedView:
             for name, p in group.params:
                 by_kind.setdefault("b" if name.endswith("b") else "w", []).append(p.grad)
             for kind, grads in by_kind.items():
-                lines.append(f"d{top}/d{kind}: {len(grads)} parameter grads in "
+                plural = "s" if len(grads) > 1 else ""
+                lines.append(f"d{top}/d{kind}: {len(grads)} parameter grad{plural} in "
                              f"[{fmt(min(grads))}, {fmt(max(grads))}]"
                              + (f", summed over the {group.count:,} inputs"
                                 if group.kind == "neuron" and group.count > 1 else ""))

@@ -59,6 +59,7 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PT_TO_PX = 4 / 3;
 const HINT = "Hover a node for its chain-rule step; click it to highlight its paths to the root.";
+const COLLAPSED_HINT = "Hover a box for the chain rule at its level; click a box to expand it into its nodes, click its frame to fold it.";
 
 /** A number as the graph shows it: the same rule as Python's graph.format_number. */
 export function formatNumber(x, precision) {
@@ -319,7 +320,7 @@ function render({ model, el }) {
     const used = model.get("renderer");
     footer.textContent = `${graph.node_count ?? nodes.size} nodes` + (used ? ` · laid out by ${used}` : "")
       + (graph.collapsed ? ` · drawn collapsed in ${graph.collapsed.boxes} boxes: click a box to expand it, its frame to fold it` : "");
-    explain.textContent = HINT;
+    explain.textContent = graph.collapsed ? COLLAPSED_HINT : HINT;
     startQuiz();
     applyStep();
     buildLeaves();
@@ -997,7 +998,8 @@ function render({ model, el }) {
 
   function buildLeaves() {
     leavesBox.textContent = "";
-    const leaves = (graph.nodes || []).filter((n) => n.leaf);
+    // a collapsed drawing's unnamed leaves (a data point's x[0]) cannot be nudged by name
+    const leaves = (graph.nodes || []).filter((n) => n.leaf && (!graph.collapsed || n.label));
     if (!leaves.length || quizActive()) {
       leavesBox.style.display = graph.quiz && leaves.length ? "" : "none";
       if (graph.quiz && leaves.length) {
