@@ -127,8 +127,9 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         if changed:
             result.warnings.append(changed_leaves_note(changed, root))
         if learner_class is None and collapse.wanted(len(order), options):
-            result.collapsed = collapse.view_of(result.graph, root, order, calls, ns, changed,
-                                                options)
+            model, then = result.graph, list(changed)  # not `result`: no cycle through it
+            result.collapse_later(lambda: collapse.view_of(model, root, order, calls, ns, then,
+                                                           options))
         record = replay.from_engine if learner_class is None else replay.from_learner
         result.bind_graph(lambda: record(order), lambda: rebuilt_model(root, order, ns, options),
                           learner=learner_class is not None)

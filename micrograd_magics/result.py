@@ -119,7 +119,6 @@ class AutogradResult:
         self._recorded: Any = None  # replay.RecordedGraph of the run, for nudge and set
         self._rebuild: Any = None  # () -> the model from the nodes' current numbers
         self._answers: list[dict[str, Any]] = []  # the quiz answers, as the widget sent them
-        self.collapsed: Any = None  # collapse.CollapsedView when the graph is drawn collapsed
         self._drawn: GraphModel | None = None
 
     # --- acting on the recorded graph: nudge, set, the quiz -----------------------------
@@ -201,6 +200,21 @@ class AutogradResult:
             answers.setdefault(str(answer.get("label", "")), []).append(
                 str(answer.get("typed", "")))
         return answers
+
+    _collapse: Any = None  # () -> collapse.CollapsedView: the pipeline's, made on first use
+    _collapsed: Any = None
+
+    def collapse_later(self, make: Any) -> None:
+        """Draw the graph collapsed; the view is made when first needed (the display), so
+        the cell's own run pays nothing for it."""
+        self._collapse, self._collapsed = make, None
+
+    @property
+    def collapsed(self) -> Any:
+        """The collapse.CollapsedView when the graph is drawn collapsed, else None."""
+        if self._collapsed is None and self._collapse is not None:
+            self._collapsed, self._collapse = self._collapse(), None
+        return self._collapsed
 
     @property
     def drawn_graph(self) -> GraphModel:
