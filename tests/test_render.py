@@ -338,7 +338,7 @@ def test_cap_draws_nothing_and_lists_named_nodes(ip, monkeypatch):
         raise AssertionError("no layout may be tried above the cap")
 
     monkeypatch.setattr(render, "layout", no_layout)
-    result = autograd(ip, LECTURE, "--max-nodes 5")
+    result = autograd(ip, LECTURE, "--max-nodes 5 --expand")  # without it: drawn collapsed
     assert result.graph["truncated"] is True
     assert result.svg is None and result.renderer is None and result.widget() is None
     bundle = result._repr_mimebundle_()
@@ -352,11 +352,17 @@ def test_cap_draws_nothing_and_lists_named_nodes(ip, monkeypatch):
 
 
 def test_default_cap_on_a_long_chain(ip):
-    result = autograd(ip, "w = 0.5\ny = 1.0\nfor i in range(200):\n    y = y * w + 1.0\nL = y")
+    cell = "w = 0.5\ny = 1.0\nfor i in range(200):\n    y = y * w + 1.0\nL = y"
+    result = autograd(ip, cell, "--expand")
     assert result.graph["node_count"] > 300 and result.graph["truncated"]
     bundle = result._repr_mimebundle_()
     assert "image/svg+xml" not in bundle and len(bundle["text/html"]) < 20_000
     assert "w" in result.grads
+    # by default the same graph is drawn collapsed: the loop rolled up (issue 17)
+    result = autograd(ip, cell)
+    assert result.graph["truncated"] and "image/svg+xml" in result._repr_mimebundle_()
+    names = [n["name"] for n in result.drawn_graph["nodes"]]
+    assert "y#3 … y#200" in names and result.drawn_graph["collapsed"]["boxes"] < 20
 
 
 # --- save ----------------------------------------------------------------------------------
