@@ -25,7 +25,8 @@ class AutogradMagics(Magics):
     Defaults can be set with `%config AutogradMagics.<name> = ...`.
     """
 
-    max_nodes = Int(300, help="Above this many nodes no graph is laid out.").tag(config=True)
+    max_nodes = Int(300, help="Above this many nodes the graph is drawn collapsed "
+                    "(neurons, sums, loop steps as boxes).").tag(config=True)
     precision = Int(4, help="Digits after the point in the graph.").tag(config=True)
     rankdir = CaselessStrEnum(["LR", "TB"], "LR", help="Graph direction.").tag(config=True)
     labels = CaselessStrEnum(["all", "names"], "all",
