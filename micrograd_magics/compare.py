@@ -198,11 +198,32 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
             start += count
         return torch.cat(pieces)[torch.argsort(by_level)]
 
+    # Most groups read each parent from one level tensor (a neuron's sum, the loss's sum:
+    # one node a level): found for every group at once, those take one index op, not
+    # the eight of `gather`.
+    group_of = torch.repeat_interleave(torch.arange(len(group_sizes)), group_sizes)
+    spans = {}
+    for name, parents_t in (("a", a_t), ("b", b_t)):
+        parents = parents_t[order].clamp(min=0)  # in sorted order; a missing one reads 0
+        parent_levels = level_t[parents]
+        lowest = torch.full((len(group_sizes),), depth + 1, dtype=long).scatter_reduce(
+            0, group_of, parent_levels, "amin")
+        highest = torch.zeros(len(group_sizes), dtype=long).scatter_reduce(
+            0, group_of, parent_levels, "amax")
+        one_level = (lowest == highest).tolist()
+        spans[name] = (offset[parents], lowest.tolist(), one_level)
+
+    def parents_of(name: str, g: int, start: int, size: int, positions: Any) -> Any:
+        offsets, lowest, one_level = spans[name]
+        if one_level[g]:
+            return tensors[lowest[g]][offsets[start:start + size]]
+        return gather((a_t if name == "a" else b_t)[positions])
+
     groups = list(zip(group_keys.tolist(), group_sizes.tolist()))
     start = 0
     outs: list[Any] = []
     current = 0
-    for group_key, size in groups + [(None, 0)]:
+    for g, (group_key, size) in enumerate(groups + [(None, 0)]):
         level = group_key // width if group_key is not None else None
         if level != current:  # the level is complete: one tensor
             tensor = torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -215,14 +236,15 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
             if group_key is None:
                 break
         positions = order[start:start + size]
-        start += size
         if group_key % width == 0:  # leaves (and unknown ops, as constants)
             outs.append(data_t[positions])
+            start += size
             continue
         op = table[group_key % width - 1]
-        a = gather(a_t[positions])
-        b = gather(b_t[positions]) if op.arity == 2 else None
+        a = parents_of("a", g, start, size, positions)
+        b = parents_of("b", g, start, size, positions) if op.arity == 2 else None
         k = k_t[positions] if "{k}" in op.symbol else None
+        start += size
         outs.append(twins[op](a, b, k))
     root = tensors[levels[n - 1]][int(offset[n - 1])]
     root.backward()
