@@ -8,7 +8,11 @@ engine's own time for the cell (budget 1.5x).
     python benchmarks/bench_torch.py --repeat 500 --big-repeat 5
 
 `--torch` replays the recorded graph (never the cell): wide graphs a level at a time (one
-vector op per op and level), deep ones node by node.
+vector op per op and level), deep ones node by node. The big cells are timed twice: with
+the collector running (a full collection, which walks every live Value, lands in
+whichever run crosses its threshold) and paused (the work itself). For the chain, torch's
+own time for the same graph written directly in torch is printed too: no replay through
+torch's autograd can add less than that.
 
 The two variants alternate (plain, torch, plain, torch, ...) so drift in the machine hits
 both alike. Each cell runs the shell's way (`run_cell`, silent: no display, no history),
