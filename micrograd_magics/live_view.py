@@ -241,8 +241,9 @@ class LiveRun:
             raise UsageError(str(error)) from None
         missing = [n for n in names or () if n not in ns and n not in assigned]
         if missing:
-            raise UsageError(f"--live-data {options.live_data}: {', '.join(missing)} is not "
-                             f"defined in the notebook nor assigned by the cell")
+            raise UsageError(f"--live-data {options.live_data}: {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not defined in the "
+                             f"notebook nor assigned by the cell")
         self.view = LiveView(static=options.static)
         self.recorder = LiveRecorder(ns, options.root, names, on_update=self.view.update)
 
