@@ -164,10 +164,12 @@ class LiveResult(AutogradResult):
       then, `.grad_norms` the parameters' gradient norms by layer and "total", `.dead` the
       ReLU neurons that were 0 for every input of that step)
     - `losses`: the losses alone, in order
+    - `update_sizes`: bytes (as JSON) of each update the view was sent, the final one last
     """
 
     history: list[LiveStep]
     live_widget: Any = None
+    update_sizes: list[int] = []
     _live_notes: list[str] = []
     _shown_in_cell = False
 
@@ -358,6 +360,7 @@ class LiveView:
         status = "interrupted" if recorder.interrupted else "done"
         result.live_widget = self.widget
         self.update(recorder, status)
+        result.update_sizes = self.payloads
         if self.handle is not None:
             self.handle.update(result.live_bundle(), raw=True)
             result._shown_in_cell = True
