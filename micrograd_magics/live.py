@@ -314,7 +314,7 @@ class LiveRecorder:
         if points and params.mlp is not None and _two_inputs(params.mlp):
             step = max(1, math.ceil(len(points) / MAX_POINTS))
             self.points, self.labels = points[::step], labels[::step]
-        elif points:
+        elif points and (params.is_model or self.data_names):  # plain Values: no model
             self.notes.append("decision boundary: drawn for an engine.nn MLP with 2 inputs "
                               "and 1 output; this model is not evaluated again (your code "
                               "runs once)")

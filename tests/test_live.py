@@ -255,3 +255,25 @@ def test_a_loop_does_not_keep_every_steps_graph_alive(ip):
     grown = len(gc.get_objects()) - before
     assert len(result.history) == 30
     assert grown < 10_000, grown  # the last chain (~1,000 nodes), not 30,000 nodes
+
+
+def test_the_boundary_note_is_for_models_only(ip):
+    ip.run_cell(SETUP).raise_error()  # X and y are in the notebook
+    plain = live(ip, "w = 1.0\nfor i in range(3):\n    L = w * w\n    w.grad = 0.0\n"
+                     "    L.backward()\n    w.data -= 0.1 * w.grad\n")
+    assert plain.live_notes() == []
+    cell = ("class Line:\n    def __init__(self):\n        self.w = [Value(0.5), Value(-0.5)]\n"
+            "        self.b = Value(0.0)\n    def __call__(self, x):\n"
+            "        return self.w[0] * x[0] + self.w[1] * x[1] + self.b\n"
+            "    def parameters(self):\n        return self.w + [self.b]\n"
+            "line = Line()\nfor k in range(3):\n"
+            "    L = sum((line(x) - t) ** 2 for x, t in zip(X, y)) * (1.0 / len(X))\n"
+            "    for p in line.parameters():\n        p.grad = 0.0\n    L.backward()\n"
+            "    for p in line.parameters():\n        p.data -= 0.1 * p.grad\n")
+    theirs = live(ip, cell)
+    # a learner's own model class: grouped by its attributes' paths, no boundary (it is
+    # not run again), and said so
+    table = theirs.live_widget.state["layers"]
+    assert [t["name"] for t in table] == ["line"] and table[0]["cols"] == ["w[0]", "w[1]", "b"]
+    assert any("not evaluated again" in note for note in theirs.live_notes())
+    assert len(theirs.history) == 3

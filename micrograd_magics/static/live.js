@@ -13,7 +13,9 @@
  *                                  data-steps="N" (backward() calls recorded so far)
  *   .autograd-live-header          "step N · loss L · status"
  *   input.autograd-live-log        the log-scale checkbox
- *   svg.autograd-live-loss         the loss curve; its polyline has data-points="k"
+ *   svg.autograd-live-loss         the loss curve, data-scale="linear|log"; its polyline
+ *                                  has data-points="k"; ticks text.autograd-live-tick
+ *                                  (top, middle, bottom of the loss axis, then the steps)
  *   .autograd-live-layer[data-layer="layers[0]"]   one layer: two heatmaps
  *   svg.autograd-live-heatmap[data-kind="data"|"grad"]  cells rect[data-row][data-col],
  *                                  extremes rect.autograd-live-max / .autograd-live-min
@@ -53,6 +55,7 @@ function fmt(x) {
 
 function drawCurve(svg, curve, log) {
   svg.replaceChildren();
+  svg.dataset.scale = log ? "log" : "linear";
   const W = 420, H = 190, L = 58, R = 10, T = 10, B = 26;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const pts = curve.filter(p => p[1] !== null && (!log || p[1] > 0))
@@ -75,6 +78,7 @@ function drawCurve(svg, curve, log) {
   };
   const shown = y => fmt(log ? Math.pow(10, y) : y);
   label(L - 4, T + 8, shown(hi), "end");
+  label(L - 4, (T + H - B) / 2 + 4, shown((hi + lo) / 2), "end");  // log: the geometric mean
   label(L - 4, H - B, shown(lo), "end");
   label(L, H - 8, String(x0), "start");
   label(W - R, H - 8, `step ${pts[pts.length - 1][0]}`, "end");
@@ -265,7 +269,7 @@ function render({ model, el }) {
     const label = {running: "training…", done: "done", interrupted: "stopped (Ctrl-C)",
                    failed: "no training recorded"}[status] || status;
     title.textContent = `%%autograd --live${state.model ? " · " + state.model : ""} · ` +
-                        `step ${steps}${loss} · ${label}`;
+                        `${steps} step${steps === 1 ? "" : "s"}${loss} · ${label}`;
     log.checked = !!model.get("log_scale");
     drawCurve(curve, state.curve || [], log.checked);
     const isModel = state.kind === "model";
