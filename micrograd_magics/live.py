@@ -255,6 +255,7 @@ class LiveRecorder:
         self._sent = 0.0
         self.updates = 0
         self.interrupted = ""
+        self.broken = False  # recording failed once: the loop goes on unobserved
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
@@ -270,8 +271,17 @@ class LiveRecorder:
             yield
 
     def __call__(self, root: Value, order: list[Value]) -> None:
-        if self.root_name is not None and self.ns.get(self.root_name) is not root:
+        if self.broken or (self.root_name is not None and self.ns.get(self.root_name)
+                           is not root):
             return
+        try:
+            self._record(root, order)
+        except Exception as error:  # noqa: BLE001 - the view must never stop their loop
+            self.broken = True
+            self.notes.append(f"the live view stopped recording at step {len(self.history)}: "
+                              f"{type(error).__name__}: {error}")
+
+    def _record(self, root: Value, order: list[Value]) -> None:
         if self.params is None:
             self._first(order)
         params = self.params

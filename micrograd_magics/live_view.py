@@ -256,6 +256,8 @@ class LiveRun:
         """Ctrl-C in the loop after at least one recorded step: keep what was recorded
         and end the cell normally (True); anything else is the cell's own failure."""
         if not isinstance(error, KeyboardInterrupt) or not self.recorder.history:
+            if self.recorder.history:  # the cell's error follows; the view says it stopped
+                self.view.update(self.recorder, "error")
             return False
         self.recorder.interrupted = (f"stopped by Ctrl-C ({where.rstrip(': ') or 'in the cell'})"
                                      f" after {len(self.recorder.history)} recorded steps")

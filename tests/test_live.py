@@ -277,3 +277,31 @@ def test_the_boundary_note_is_for_models_only(ip):
     assert [t["name"] for t in table] == ["line"] and table[0]["cols"] == ["w[0]", "w[1]", "b"]
     assert any("not evaluated again" in note for note in theirs.live_notes())
     assert len(theirs.history) == 3
+
+
+def test_an_error_in_the_loop_is_the_cells_and_the_view_says_it_stopped(ip):
+    ip.run_cell(SETUP).raise_error()
+    cell = LOOP.replace("STEPS", "5") + "    if k == 2:\n        raise ValueError('diverged')\n"
+    with capture_output() as shown:
+        outcome = ip.run_cell("%%autograd --live\n" + cell)
+    assert isinstance(outcome.error_in_exec, ValueError)
+    assert "diverged" in shown.stdout + shown.stderr
+    view = _live_widgets()[-1]  # the one this cell showed
+    assert view.state["status"] == "error" and view.state["steps"] == 3
+
+
+def _live_widgets() -> list:
+    from ipywidgets.widgets.widget import _instances
+
+    from micrograd_magics.live_widget import LiveWidget
+
+    return [w for w in list(_instances.values()) if isinstance(w, LiveWidget)]
+
+
+def test_a_failing_model_class_does_not_stop_the_loop(ip):
+    cell = ("class Odd:\n    def parameters(self):\n        raise RuntimeError('nope')\n"
+            "odd = Odd()\nw = 1.0\nlosses = []\nfor i in range(3):\n    L = w * w\n"
+            "    w.grad = 0.0\n    L.backward()\n    losses.append(L.data)\n"
+            "    w.data -= 0.1 * w.grad\n")
+    result = live(ip, cell)
+    assert result.losses == ip.user_ns["losses"]  # Odd is skipped: not a model

@@ -9,7 +9,7 @@
  * log_scale (both ways).
  *
  * Stable selectors (tests rely on them):
- *   .autograd-live                 the root; data-status="running|done|interrupted|failed",
+ *   .autograd-live                 the root; data-status="running|done|interrupted|failed|error",
  *                                  data-steps="N" (backward() calls recorded so far)
  *   .autograd-live-header          "step N · loss L · status"
  *   input.autograd-live-log        the log-scale checkbox
@@ -267,7 +267,8 @@ function render({ model, el }) {
     root.dataset.steps = steps;
     const loss = state.loss === null || state.loss === undefined ? "" : ` · loss ${fmt(state.loss)}`;
     const label = {running: "training…", done: "done", interrupted: "stopped (Ctrl-C)",
-                   failed: "no training recorded"}[status] || status;
+                   failed: "no training recorded", error: "stopped by an error"}[status] ||
+                  status;
     title.textContent = `%%autograd --live${state.model ? " · " + state.model : ""} · ` +
                         `${steps} step${steps === 1 ? "" : "s"}${loss} · ${label}`;
     log.checked = !!model.get("log_scale");
