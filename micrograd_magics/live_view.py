@@ -15,7 +15,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from engine import Value
-from micrograd_magics.graph import GraphModel, format_number
+from micrograd_magics.graph import format_number
 from micrograd_magics.live import LiveError, LiveRecorder, LiveStep, parse_data_names, row_of
 from micrograd_magics.result import WIDGET_MIME, AutogradResult, remember_widget
 
@@ -221,10 +221,15 @@ class LiveResult(AutogradResult):
         display(self.live_bundle(), raw=True)
 
 
-def last_step_view_note(model: GraphModel, max_nodes: int) -> str:
-    """The place where a collapsed view of a big last-step graph (issue 17) plugs in: for
-    now the graph is drawn when it fits under --max-nodes, and this says why it is not."""
-    if not model.get("truncated"):
+def last_step_view_note(result: AutogradResult, max_nodes: int) -> str:
+    """Why the view shows no graph of the last step, or "".
+
+    The graph below the view is whatever `result.widget()` gives (see
+    `AutogradResult.live_bundle`): today the normal view when the graph fits under
+    --max-nodes. A collapsed view of big graphs (issue 17) plugs in there, by making
+    `widget()` return it; then this note is not shown."""
+    model = result.graph
+    if not model.get("truncated") or result.widget() is not None:
         return ""
     return (f"the last step's graph has {model['node_count']:,} nodes, more than --max-nodes "
             f"{max_nodes}: not drawn (its named values are in the table and in .grads)")
@@ -312,7 +317,7 @@ def recorded_result(recorder: LiveRecorder, root: Value, ns: dict[str, Any],
     result = LiveResult(root=root, model=model, options=options, warnings=warnings)
     result.history = recorder.history
     result._live_notes = live_state(recorder)["notes"]
-    note = last_step_view_note(model, options.max_nodes)
+    note = last_step_view_note(result, options.max_nodes)
     if note:  # for the widget; the static summary says it already
         recorder.notes.append(note)
     return result, order
