@@ -142,8 +142,13 @@ def test_live_view_grows_while_the_loop_runs(jupyter: Server, session: Session, 
         heatmap = layers.nth(0).locator(f"svg.autograd-live-heatmap[data-kind='{kind}']")
         expect(heatmap.locator("rect.autograd-live-max")).to_have_count(1)
         expect(heatmap.locator("rect.autograd-live-min")).to_have_count(1)
-    expect(view.locator("canvas.autograd-live-boundary")).to_have_attribute(
-        "data-drawn-at", "40")
+    canvas = view.locator("canvas.autograd-live-boundary")
+    expect(canvas).to_have_attribute("data-drawn-at", "40")
+    # the page's MLP, run on the weights of the last backward, classifies the points as
+    # the cell's own last forward pass did (the accuracy it printed)
+    accuracy = re.search(r"accuracy (\d+)%", loop_cell.inner_text())
+    assert accuracy is not None
+    expect(canvas).to_have_attribute("data-accuracy", f"{int(accuracy[1]) / 100:.4f}")
     # one view of the training in the cell's output, no second copy from the result
     expect(loop_cell.locator(".autograd-live")).to_have_count(1)
     expect(loop_cell.locator(".autograd-live-static")).to_have_count(0)

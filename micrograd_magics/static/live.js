@@ -21,7 +21,8 @@
  *                                  extremes rect.autograd-live-max / .autograd-live-min
  *   .autograd-live-dead            a dead neuron's row label (data-row="3")
  *   svg.autograd-live-lines        plain Values: one polyline per named leaf
- *   canvas.autograd-live-boundary  the decision boundary; data-drawn-at="step"
+ *   canvas.autograd-live-boundary  the decision boundary; data-drawn-at="step",
+ *                                  data-accuracy="0.9800" (points on the right side)
  *   .autograd-live-notes           notes (no boundary and why, Ctrl-C, graph not drawn)
  */
 
@@ -192,13 +193,21 @@ function drawLines(svg, legend, lines) {
 
 /* --- the decision boundary, evaluated here from the weights ---------------------------- */
 
-function mlpScore(layers, nonlin, x) {
+function mlpPlan(layers) {
+  // per layer: where each input's weight and the bias sit among the heatmap's columns
+  return layers.map(table => ({
+    rows: table.data,
+    bias: table.cols.indexOf("b"),
+    weights: table.cols.map((_, i) => table.cols.indexOf(`w[${i}]`)).filter(c => c >= 0),
+  }));
+}
+
+function mlpScore(plan, nonlin, x) {
   let out = x;
-  layers.forEach((table, k) => {
-    const b = table.cols.indexOf("b");
-    out = table.data.map(row => {
-      let act = b >= 0 ? row[b] : 0;
-      for (let i = 0; i < out.length; i++) act += row[table.cols.indexOf(`w[${i}]`)] * out[i];
+  plan.forEach(({rows, bias, weights}, k) => {
+    out = rows.map(row => {
+      let act = bias >= 0 ? row[bias] : 0;
+      for (let i = 0; i < out.length; i++) act += row[weights[i]] * out[i];
       return nonlin[k] && act < 0 ? 0 : act;
     });
   });
@@ -216,14 +225,19 @@ function drawBoundary(canvas, boundary, layers) {
   ax -= pad * dx; bx += pad * dx; ay -= pad * dy; by += pad * dy;
   ctx.clearRect(0, 0, size, size);
   const cell = size / n;
+  const plan = mlpPlan(layers);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       const x = ax + (i + 0.5) / n * (bx - ax), y = by - (j + 0.5) / n * (by - ay);
-      const s = mlpScore(layers, boundary.nonlin, [x, y]);
+      const s = mlpScore(plan, boundary.nonlin, [x, y]);
       ctx.fillStyle = s > 0 ? "rgba(214,39,40,0.28)" : "rgba(31,119,180,0.28)";
       ctx.fillRect(i * cell, j * cell, cell + 0.5, cell + 0.5);
     }
   }
+  // the points this MLP classifies right (score > 0 for class 1), for the reader and tests
+  const right = pts.filter(([x, y, c]) => (mlpScore(plan, boundary.nonlin, [x, y]) > 0) === !!c);
+  canvas.dataset.accuracy = (right.length / pts.length).toFixed(4);
+  canvas.title = `${right.length} of ${pts.length} points on the right side`;
   for (const [x, y, c] of pts) {
     ctx.beginPath();
     ctx.arc((x - ax) / (bx - ax) * size, (by - y) / (by - ay) * size, 2.6, 0, 2 * Math.PI);
