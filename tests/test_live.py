@@ -305,3 +305,19 @@ def test_a_failing_model_class_does_not_stop_the_loop(ip):
             "    w.data -= 0.1 * w.grad\n")
     result = live(ip, cell)
     assert result.losses == ip.user_ns["losses"]  # Odd is skipped: not a model
+
+
+def test_updates_are_throttled_and_the_last_one_is_final(ip):
+    import time
+
+    cell = ("w = 1.0\nfor i in range(3000):\n    L = w * w\n    w.grad = 0.0\n"
+            "    L.backward()\n    w.data -= 0.001 * w.grad\n")
+    start = time.monotonic()
+    result = live(ip, cell)
+    elapsed = time.monotonic() - start
+    sizes = result.update_sizes
+    # at most one update per 0.1 s of the run, plus the final one; the first at step 1
+    assert 2 <= len(sizes) <= elapsed / 0.1 + 2, (len(sizes), elapsed)
+    assert result.live_widget.state["steps"] == 3000
+    assert result.live_widget.state["status"] == "done"
+    assert len(result.history) == 3000
