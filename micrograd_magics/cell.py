@@ -344,7 +344,6 @@ class CellRecorder:
     """
 
     def __init__(self) -> None:
-        self.labelled: list[Any] = []  # every value given a label, in order
         self.leaves: list[Any] = []  # the leaves made from number literals, in order
         self.by_path: set[int] = set()  # ids of model parameters named by their path
         self.last_value: Any = None  # the last value assigned or evaluated at top level
@@ -370,7 +369,6 @@ class CellRecorder:
 
     def leaf(self, number: float, label: str) -> Any:
         value = self.new_leaf(number, label)
-        self.labelled.append(value)
         self.leaves.append(value)
         return value
 
@@ -378,7 +376,6 @@ class CellRecorder:
         """An intermediate result: label it with its source text if it has no label yet."""
         if self.is_value(value) and not self.has_label(value):
             self.set_label(value, text)
-            self.labelled.append(value)
         return value
 
     def assigned(self, value: Any, name: str) -> None:

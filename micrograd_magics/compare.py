@@ -9,9 +9,11 @@ when a cell asks for it.
 
 from __future__ import annotations
 
+import array
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +73,38 @@ class TorchRun:
     grads: list[float]
     tensors: list[Any] | None = None  # per position, when replayed node by node
     root: Any = None
+    values_t: Any = None  # the same numbers as float64 vectors, for comparisons in torch
+    grads_t: Any = None
+
+
+def as_vector(torch: Any, numbers: list[float]) -> Any:
+    """A float64 vector of Python floats; through an array's buffer, several times faster
+    than torch.tensor on a list of 10^5 floats."""
+    if not numbers:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.frombuffer(array.array("d", numbers), dtype=torch.float64)
+
+
+def as_index(torch: Any, positions: list[int]) -> Any:
+    if not positions:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.frombuffer(array.array("q", positions), dtype=torch.long)
+
+
+@contextlib.contextmanager
+def one_thread(torch: Any) -> Iterator[None]:
+    """torch on one thread while the block runs, as it was set afterwards. The replay's
+    vectors (at most one level of a graph) are too short to gain from more: on a 2-core
+    box, two threads made the 10^5-node replay 2.6x slower when the other core was busy
+    (354 ms against 137 ms)."""
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
 
 
 def replay_in_torch(torch: Any, graph: RecordedGraph, *, node_by_node: bool = False) -> TorchRun:
@@ -91,11 +125,13 @@ def replay_in_torch(torch: Any, graph: RecordedGraph, *, node_by_node: bool = Fa
 def _levels(graph: RecordedGraph) -> list[int]:
     """Each node's level: 0 for leaves (and unknown ops), else one more than its parents'."""
     levels = [0] * len(graph)
-    op_of, a_of, b_of = graph.op, graph.a, graph.b
-    for i, op in enumerate(op_of):
+    for i, (op, a, b) in enumerate(zip(graph.op, graph.a, graph.b)):
         if op is not None:
-            b = b_of[i]
-            above = levels[a_of[i]] if b == LEAF else max(levels[a_of[i]], levels[b])
+            above = levels[a]
+            if b != LEAF:
+                other = levels[b]
+                if other > above:  # not max(): a call per node is a third of the time
+                    above = other
             levels[i] = above + 1
     return levels
 
@@ -115,11 +151,11 @@ def _replay_node_by_node(torch: Any, graph: RecordedGraph) -> TorchRun:
     # every node's gradient in one call (retain_grad on each would hook every tensor), and
     # the graph kept for --torch-graph
     grads = torch.autograd.grad(root, tensors, allow_unused=True, retain_graph=True)
-    zero = torch.zeros((), dtype=f64)
-    with torch.no_grad():
-        values = torch.stack(tensors).tolist()
-    return TorchRun(values, torch.stack([zero if g is None else g for g in grads]).tolist(),
-                    tensors, root)
+    # .item() per tensor: torch.stack of 10^5 0-d tensors took 4x as long
+    values = [t.item() for t in tensors]
+    grad_list = [0.0 if g is None else g.item() for g in grads]
+    return TorchRun(values, grad_list, tensors, root, as_vector(torch, values),
+                    as_vector(torch, grad_list))
 
 
 def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth: int) -> TorchRun:
@@ -127,13 +163,14 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
     gathers its parents from the level tensors they live in. The bookkeeping is done with
     index tensors too, so nothing here loops over the nodes in Python."""
     twins = torch_twins(torch)
-    f64, long = torch.float64, torch.long
+    long = torch.long
     n = len(graph)
-    table = list(dict.fromkeys(op for op in graph.op if op is not None))
+    table = [op for op in dict.fromkeys(graph.op) if op is not None]
     code = {op: c + 1 for c, op in enumerate(table)}  # 0: a leaf
     width = len(table) + 1
-    level_t = torch.tensor(levels, dtype=long)
-    key = level_t * width + torch.tensor([code.get(op, 0) for op in graph.op], dtype=long)
+    level_t = as_index(torch, levels)
+    code[None] = 0
+    key = level_t * width + as_index(torch, list(map(code.__getitem__, graph.op)))
     order = torch.argsort(key, stable=True)  # sorted index -> position
     rank = torch.empty(n, dtype=long)
     rank[order] = torch.arange(n)  # position -> sorted index
@@ -141,9 +178,9 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
     level_sizes = torch.bincount(level_t, minlength=depth + 1)
     level_start = torch.cumsum(level_sizes, 0) - level_sizes
     offset = rank - level_start[level_t]  # position -> place in its level's tensor
-    a_t, b_t = torch.tensor(graph.a, dtype=long), torch.tensor(graph.b, dtype=long)
-    k_t = torch.tensor([math.nan if k is None else k for k in graph.k], dtype=f64)
-    data_t = torch.tensor(graph.data, dtype=f64)
+    a_t, b_t = as_index(torch, graph.a), as_index(torch, graph.b)
+    k_t = as_vector(torch, [math.nan if k is None else k for k in graph.k])
+    data_t = as_vector(torch, graph.data)
 
     tensors: list[Any] = []
 
@@ -161,11 +198,32 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
             start += count
         return torch.cat(pieces)[torch.argsort(by_level)]
 
+    # Most groups read each parent from one level tensor (a neuron's sum, the loss's sum:
+    # one node a level): found for every group at once, those take one index op, not
+    # the eight of `gather`.
+    group_of = torch.repeat_interleave(torch.arange(len(group_sizes)), group_sizes)
+    spans = {}
+    for name, parents_t in (("a", a_t), ("b", b_t)):
+        parents = parents_t[order].clamp(min=0)  # in sorted order; a missing one reads 0
+        parent_levels = level_t[parents]
+        lowest = torch.full((len(group_sizes),), depth + 1, dtype=long).scatter_reduce(
+            0, group_of, parent_levels, "amin")
+        highest = torch.zeros(len(group_sizes), dtype=long).scatter_reduce(
+            0, group_of, parent_levels, "amax")
+        one_level = (lowest == highest).tolist()
+        spans[name] = (offset[parents], lowest.tolist(), one_level)
+
+    def parents_of(name: str, g: int, start: int, size: int, positions: Any) -> Any:
+        offsets, lowest, one_level = spans[name]
+        if one_level[g]:
+            return tensors[lowest[g]][offsets[start:start + size]]
+        return gather((a_t if name == "a" else b_t)[positions])
+
     groups = list(zip(group_keys.tolist(), group_sizes.tolist()))
     start = 0
     outs: list[Any] = []
     current = 0
-    for group_key, size in groups + [(None, 0)]:
+    for g, (group_key, size) in enumerate(groups + [(None, 0)]):
         level = group_key // width if group_key is not None else None
         if level != current:  # the level is complete: one tensor
             tensor = torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -178,21 +236,22 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
             if group_key is None:
                 break
         positions = order[start:start + size]
-        start += size
         if group_key % width == 0:  # leaves (and unknown ops, as constants)
             outs.append(data_t[positions])
+            start += size
             continue
         op = table[group_key % width - 1]
-        a = gather(a_t[positions])
-        b = gather(b_t[positions]) if op.arity == 2 else None
+        a = parents_of("a", g, start, size, positions)
+        b = parents_of("b", g, start, size, positions) if op.arity == 2 else None
         k = k_t[positions] if "{k}" in op.symbol else None
+        start += size
         outs.append(twins[op](a, b, k))
     root = tensors[levels[n - 1]][int(offset[n - 1])]
     root.backward()
     values = torch.cat([t.detach() for t in tensors])[rank]
     grads = torch.cat([t.grad if t.grad is not None else torch.zeros_like(t)
                        for t in tensors])[rank]
-    return TorchRun(values.tolist(), grads.tolist(), None, root)
+    return TorchRun(values.tolist(), grads.tolist(), None, root, values, grads)
 
 
 # --- finite differences on the recorded graph --------------------------------------------
@@ -264,7 +323,8 @@ def compare(result: Any, graph: RecordedGraph, options: Any, *, learner: bool = 
     if options.torch:
         try:
             torch = import_torch()
-            checks.torch = replay_in_torch(torch, graph, node_by_node=options.torch_graph)
+            with one_thread(torch):
+                checks.torch = replay_in_torch(torch, graph, node_by_node=options.torch_graph)
         except TorchUnavailable as error:
             notes.append(str(error))
     if options.check == "numeric":
@@ -308,8 +368,7 @@ def add_comparison(model: GraphModel, graph: RecordedGraph, checks: Checks, *, r
     # cannot clear (a nan or inf fails the quick test and gets the exact one below)
     candidates = {i for i, r in listed.items() if r["label"]}
     if torch_run is not None:
-        candidates.update(_suspects(grads, torch_run.grads, rtol, atol))
-        candidates.update(_suspects(graph.data, torch_run.values, rtol, atol))
+        candidates.update(_suspects(torch_run, grads, graph.data, rtol, atol))
     if numeric is not None:
         candidates.update(numeric)
     rows: list[dict[str, Any]] = []
@@ -367,11 +426,18 @@ def add_comparison(model: GraphModel, graph: RecordedGraph, checks: Checks, *, r
     return failing
 
 
-def _suspects(ours: list[float], theirs: list[float], rtol: float, atol: float) -> list[int]:
-    """Positions where ours and theirs are not plainly within tolerance (nan and inf
-    included: every comparison with nan is False)."""
-    return [i for i, (x, y) in enumerate(zip(ours, theirs))
-            if not abs(x - y) <= atol + rtol * abs(y)]
+def _suspects(run: TorchRun, grads: list[float], data: list[float], rtol: float,
+              atol: float) -> list[int]:
+    """Positions where our grad or forward value and torch's are not plainly within
+    tolerance (nan and inf included: every comparison with nan is False). One vector
+    comparison in torch: a scan in Python cost ~30 ms per 10^5 nodes."""
+    torch = import_torch()
+    suspect = None
+    for ours, theirs in ((grads, run.grads_t), (data, run.values_t)):
+        ours_t = as_vector(torch, ours)
+        bad = ~((ours_t - theirs).abs() <= atol + rtol * theirs.abs())
+        suspect = bad if suspect is None else suspect | bad
+    return torch.nonzero(suspect).flatten().tolist()
 
 
 # --- the first wrong rule ------------------------------------------------------------------

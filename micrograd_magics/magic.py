@@ -88,6 +88,13 @@ class AutogradMagics(Magics):
                    "to expand it), as it is anyway above --max-nodes.")
     @argument("--expand", action="store_true",
               help="Draw every scalar node (no collapsing); above --max-nodes: the table.")
+    @argument("--live", action="store_true",
+              help="Watch a training loop: each loss.backward() the cell calls is recorded and "
+                   "shown as it runs (loss curve, parameters per layer, dead ReLU neurons, "
+                   "decision boundary); result.history has one entry per backward().")
+    @argument("--live-data", default=None, metavar="X,y",
+              help="With --live: the 2-D training points and labels for the decision "
+                   "boundary (default: X,y or xs,ys when the cell has them).")
     @argument("--engine", default=None,
               help="Run on your own Value class (a name in the notebook or a dotted path).")
     @line_cell_magic
@@ -116,6 +123,9 @@ class AutogradMagics(Magics):
             option_text, body = line, cell
             header = f"%%autograd {line}".rstrip()
         options = self.options(option_text)
+        if cell is None and options.live:
+            raise UsageError("--live watches a training loop: use it on a cell, "
+                             "%%autograd --live")
         if not body.strip():
             raise UsageError("%autograd needs an expression, e.g. %autograd tanh(w*x + b)"
                              if cell is None else pipeline.NOTHING_TO_DIFFERENTIATE)
@@ -144,6 +154,7 @@ class AutogradMagics(Magics):
                              "them: do the quiz first, then run the cell with --torch")
         if args.collapse and args.expand:
             raise UsageError("--collapse and --expand exclude each other: pick one")
+        live_problem(args)
         pick = lambda given, default: default if given is None else given  # noqa: E731
         return pipeline.Options(
             root=args.root, backward=not args.no_backward, accumulate=not args.overwrite_grads,
@@ -153,11 +164,25 @@ class AutogradMagics(Magics):
             renderer=self.renderer, torch=args.torch or args.torch_graph,
             torch_graph=args.torch_graph,
             check=args.check, rtol=pick(args.rtol, self.rtol), atol=pick(args.atol, self.atol),
-            engine=args.engine, quiz=args.quiz,
+            engine=args.engine, quiz=args.quiz, live=args.live, live_data=args.live_data,
             collapse="collapse" if args.collapse else "expand" if args.expand else "auto")
 
 
 MAX_PRECISION = 15
+
+
+def live_problem(args: Any) -> None:
+    """UsageError for an option that --live cannot go with."""
+    if args.live_data is not None and not args.live:
+        raise UsageError("--live-data goes with --live: %%autograd --live --live-data X,y")
+    if not args.live:
+        return
+    clash = [name for name, given in (("--engine", args.engine), ("--quiz", args.quiz),
+                                      ("--no-backward", args.no_backward),
+                                      ("--overwrite-grads", args.overwrite_grads)) if given]
+    if clash:
+        raise UsageError(f"--live records the engine's own backward() calls; it does not go "
+                         f"with {', '.join(clash)}")
 
 
 def tolerance_problem(value: float | None) -> str:
@@ -169,7 +194,7 @@ def tolerance_problem(value: float | None) -> str:
 
 
 _TAKES_VALUE = {"--check", "--labels", "--max-nodes", "--rankdir", "--precision", "--rtol",
-                "--atol", "--engine"}
+                "--atol", "--engine", "--live-data"}
 
 
 def split_line_magic(line: str) -> tuple[str, str]:

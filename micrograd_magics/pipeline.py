@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 import engine
 from engine import Value
 from micrograd_magics import cell as cells
-from micrograd_magics import collapse, foreign, replay
+from micrograd_magics import collapse, foreign, live_view, replay
 from micrograd_magics import compare as checks
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model, labelled_positions
@@ -45,6 +45,8 @@ class Options:
     engine: str | None = None
     quiz: bool = False
     collapse: str = "auto"  # "collapse" (--collapse), "expand" (--expand), or by --max-nodes
+    live: bool = False
+    live_data: str | None = None
 
 
 NOTHING_TO_DIFFERENTIATE = (
@@ -98,25 +100,30 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         functions = foreign.bare_functions(learner_class)
     guard = foreign.checked_operators(learner_class) if learner_class else contextlib.nullcontext()
     backward_calls = LastBackward()
+    live_run = live_view.LiveRun(ns, options, cell.program.assigned) if options.live else None
+    watching = live_run.watching() if live_run else contextlib.nullcontext()
     watch = engine.observing_backward(backward_calls) if learner_class is None else (
         contextlib.nullcontext())
     calls = collapse.CallLog()  # which Neuron made which nodes, for the collapsed drawing
     observe = engine.nn.observing_calls(calls) if learner_class is None else (
         contextlib.nullcontext())
     try:
-        with guard, watch, observe:
+        with guard, watch, watching, observe:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
                           functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
         raise UsageError(f"{at_line(cell.filename)}{error}") from None
-    except (Exception, KeyboardInterrupt):  # Ctrl-C: the cell's line it stopped at, no more
-        raise rethrow_as_cell_failure(cell.filename) from None
-    root = pick_root(ns, recorder, cell.program, options)
+    except (Exception, KeyboardInterrupt) as error:  # Ctrl-C: the cell's line, no more
+        if not (live_run and live_run.stopped(error, at_line(cell.filename))):
+            raise rethrow_as_cell_failure(cell.filename) from None
+    root = live_run.root() if live_run else pick_root(ns, recorder, cell.program, options)
     # a training step after the root's backward (w.data -= lr * w.grad) changed its leaves:
     # the graph is shown, differentiated and checked with the values it was computed from
     with backward_calls.leaves_as_computed(root) as changed:
         try:
-            if learner_class is None:
+            if live_run:  # the last step as the cell's own backward() left it
+                result, order = live_run.result(root, ns, options)
+            elif learner_class is None:
                 result, order = differentiate(root, ns, options)
             else:
                 result, order = differentiate_learner_class(root, recorder, ns, options)
@@ -124,7 +131,7 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             raise UsageError(str(error)) from None
         except (Exception, KeyboardInterrupt):  # their backward() that never returns, too
             raise their_failure() from None
-        if changed:
+        if changed and not live_run:
             result.warnings.append(changed_leaves_note(changed, root))
         if learner_class is None and collapse.wanted(len(order), options):
             model, then = result.graph, list(changed)  # not `result`: no cycle through it
@@ -138,6 +145,8 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         if options.torch or options.check:  # on the recorded graph: the cell ran once
             checks.compare(result, result.recorded_graph(), options,
                            learner=learner_class is not None, steps=result.learner_steps)
+    if live_run:
+        live_run.show(result)
     return result
 
 

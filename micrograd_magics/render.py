@@ -122,12 +122,24 @@ def record_field(text: str) -> str:
     return "\\n".join(escaped) or "\\ "
 
 
-def value_label(node: dict[str, Any], precision: int, hide_grad: bool = False) -> str:
+FIGURE_SPACE = "\u2007"  # as wide as a digit
+
+
+def value_label(node: dict[str, Any], precision: int, hide_grad: bool = False,
+                hidden_width: int = 1) -> str:
     """`{a|data 2.0000|grad 6.0000}`: the fields side by side with rankdir LR (the
-    lecture's look), stacked with TB."""
+    lecture's look), stacked with TB.
+
+    hide_grad (--quiz): the grad is `?`, laid out `hidden_width` digits wide, so the numbers
+    the widget reveals in its place fit the box (the same width on every node: it tells
+    nothing of the number)."""
     name = shorten(node.get("name") or node.get("label") or "")
     data = format_number(node["data"], precision)
-    grad = "?" if hide_grad else format_number(node["grad"], precision)  # --quiz: predict it
+    if hide_grad:
+        pad = max(hidden_width - 1, 0)
+        grad = FIGURE_SPACE * (pad // 2) + "?" + FIGURE_SPACE * (pad - pad // 2)
+    else:
+        grad = format_number(node["grad"], precision)
     # the numbers need no escaping: digits, signs, `.`, `e`, "nan", "inf"
     return f"{{{record_field(name)}|data {data}|grad {grad}}}"
 
@@ -202,8 +214,11 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     copies_of: dict[str, list[str]] = {}
     for (source, _), copy in copies.items():
         copies_of.setdefault(source, []).append(copy)
+    quiz = bool(model.get("quiz"))
+    hidden_width = max((len(format_number(n["grad"], precision)) for n in nodes),
+                       default=1) if quiz else 1
     for node in nodes:
-        label = value_label(node, precision, hide_grad=bool(model.get("quiz")))
+        label = value_label(node, precision, hide_grad=quiz, hidden_width=hidden_width)
         if node.get("collapsed"):  # a box of many nodes (collapse.py): rows, to stay narrow
             inner = label[1:-1]  # summary lines, the name, then data and grad side by side
             cut = inner.rfind("|data ")

@@ -16,23 +16,23 @@ See /work/shared/BROWSER_TESTING.md for the pitfalls these steps avoid.
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
 import pytest
+from lab_server import (  # noqa: F401  (put_notebook, set_server_theme: the other tests' import)
+    CHROMIUM_ARGS,
+    Server,
+    find_chromium,
+    free_port,
+    put_notebook,
+    set_server_theme,
+    start_lab,
+    stop_server,
+)
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
@@ -43,9 +43,6 @@ EXAMPLES = sorted((REPO / "examples").glob("*.ipynb"))
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DOCS_IMAGE = REPO / "docs" / "widget.png"
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-extensions"]
 TIMEOUT_MS = 45_000  # any single wait: generous for a loaded CI box (a run takes ~30-50 s)
 
 
@@ -62,40 +59,6 @@ STARTED = re.compile(r"\[\s*(\*|\d+)\s*\]")
 # an error from our front end: it names us, or its stack runs through a blob: URL (anywidget
 # loads widget.js as a blob module, so a bare TypeError in it carries no other name)
 OUR_CODE = re.compile(r"autograd|micrograd|widget|blob:", re.I)
-
-
-def find_chromium() -> str | None:
-    """Debian's Chromium (or another Chromium/Chrome on PATH); $CHROMIUM overrides."""
-    candidates = [os.environ.get("CHROMIUM", ""), "/usr/bin/chromium",
-                  "/usr/lib/chromium/chromium", "chromium", "chromium-browser",
-                  "google-chrome", "google-chrome-stable"]
-    for candidate in filter(None, candidates):
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    base: str
-    token: str
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path}?token={self.token}"
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
 
 
 @pytest.fixture(scope="module")
@@ -116,77 +79,13 @@ def jupyter(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root.mkdir()
     for notebook in EXAMPLES:
         shutil.copy(notebook, root / notebook.name)
-    env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_WORKSPACES_DIR",
-                 "JUPYTERLAB_SETTINGS_DIR", "IPYTHONDIR"):
-        env[name] = str(tmp / name.lower())
-        Path(env[name]).mkdir()
-    settings = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab"
-    # no "get notified about Jupyter news?" toast over the page
-    (settings / "apputils-extension").mkdir(parents=True)
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    # no autosave: the copied notebook stays as it was (no outputs) for the next test
-    (settings / "docmanager-extension").mkdir(parents=True)
-    (settings / "docmanager-extension" / "plugin.jupyterlab-settings").write_text(
-        json.dumps({"autosave": False}))
-    # no "is a rebuild needed?" check on page load (seconds of CPU, nothing to build)
-    labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
-    labconfig.mkdir()
-    (labconfig / "page_config.json").write_text(
-        json.dumps({"buildCheck": False, "buildAvailable": False}))
-    # the kernel imports this checkout's micrograd_magics, installed or not
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.pop("JUPYTER_TOKEN", None)
-
-    token = secrets.token_hex(16)
-    port = free_port()
-    log = tmp / "server.log"
-    server = Server(f"http://127.0.0.1:{port}", token, log)
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-             f"--ServerApp.root_dir={root}",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process, server = start_lab(tmp, root)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(server.url("api/status"), timeout=2):
-                    break
-            except (urllib.error.URLError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not start (exit {process.poll()}):\n"
-                                f"{server.log_tail()}")
-                time.sleep(0.2)
         yield server
     finally:
         stop_server(process, server)
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log, ARTIFACTS / "jupyter-server.log")
-
-
-def stop_server(process: subprocess.Popen, server: Server) -> None:
-    """POST /api/shutdown (stops the kernels too); else SIGTERM, then SIGKILL, the group."""
-    if process.poll() is None:
-        try:
-            request = urllib.request.Request(f"{server.base}/api/shutdown", method="POST",
-                                             headers={"Authorization": f"token {server.token}"})
-            urllib.request.urlopen(request, timeout=5).close()
-            process.wait(10)
-        except (urllib.error.URLError, OSError, subprocess.TimeoutExpired):
-            pass
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break  # the group is gone
-        try:
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
+        shutil.copy(server.log, ARTIFACTS / "jupyter-server.log")
 
 
 @pytest.fixture(scope="module")
@@ -667,27 +566,3 @@ def test_widget_is_readable_in_the_dark_theme(jupyter: Server, lab_page: Session
         assert contrast(dark[part], dark["background"]) >= least, (part, dark)
         assert contrast(light[part], light["background"]) >= least, (part, light)
     assert not our_errors(lab_page.errors), lab_page.errors
-
-
-def put_notebook(server: Server, name: str, cells: list[str]) -> None:
-    """A notebook of these code cells, written into the server through its contents API."""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    body = json.dumps({"type": "notebook", "format": "json",
-                       "content": json.loads(nbformat.writes(notebook))}).encode()
-    request = urllib.request.Request(f"{server.base}/api/contents/{name}", data=body,
-                                     method="PUT", headers={
-                                         "Authorization": f"token {server.token}",
-                                         "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()
-
-
-def set_server_theme(server: Server, theme: str) -> None:
-    """JupyterLab's theme, set through the settings API before the page opens."""
-    body = json.dumps({"raw": json.dumps({"theme": theme})}).encode()
-    request = urllib.request.Request(
-        f"{server.base}/lab/api/settings/@jupyterlab/apputils-extension:themes", data=body,
-        method="PUT", headers={"Authorization": f"token {server.token}",
-                               "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).close()

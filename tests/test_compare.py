@@ -500,3 +500,13 @@ def test_a_branch_on_the_value_type_is_compared(shell):
     result = autograd(shell, cell)
     assert result.grads["a"] == 12.0 and result.torch_grads["a"] == 12.0
     assert result.warnings == []
+
+
+def test_the_torch_check_leaves_torchs_thread_setting_as_it_was(ip):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = run_autograd(ip, LECTURE, "--torch")
+        assert result.torch_grads["a"] == 6.0 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

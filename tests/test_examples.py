@@ -117,6 +117,13 @@ def test_training_an_mlp() -> None:
     out = "\n".join(run_notebook("04_training_an_mlp.ipynb"))
     accuracy = int(re.search(r"accuracy (\d+)%", out).group(1))
     assert accuracy >= 95
+    # the training cell's one output is the live view, saved with its static loss curve
+    live = [b for b in bundles("04_training_an_mlp.ipynb")
+            if b.get("text/plain", "").startswith("%%autograd --live")]
+    assert len(live) == 1
+    assert "application/vnd.jupyter.widget-view+json" in live[0]
+    assert "40 steps" in live[0]["image/svg+xml"]
+    assert "<table" in live[0]["text/html"]
     grads = re.search(r"x0\.grad = (-?[\d.]+)  = w0 if the ReLU is open: (-?[\d.]+)", out)
     assert grads is not None
     assert grads.group(1) == grads.group(2)

@@ -453,3 +453,26 @@ def test_torch_graph_labels_are_escaped() -> None:
     assert 'a\\\\b \\"q\\"' in source
     svg = render_torch_graph(hostile)
     assert "<img" not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg
+
+
+def box_widths(svg: str) -> dict[str, float]:
+    """Node id -> the width of its record's outline, in points."""
+    widths = {}
+    for node_id, group in groups(svg).items():
+        polygon = group.find(f"{SVG_NS}polygon")
+        if group.get("data-kind") != "value" or polygon is None:
+            continue
+        xs = [float(p.split(",")[0]) for p in polygon.get("points").split()]
+        widths[node_id] = max(xs) - min(xs)
+    return widths
+
+
+def test_quiz_boxes_leave_room_for_the_numbers_they_hide(ip):
+    """--quiz lays out `?` as wide as the widest gradient, so the numbers the widget reveals
+    in its place fit their fields rather than being squeezed."""
+    shown = autograd(ip, LECTURE)
+    quiz = dict(shown.graph, quiz={"tolerance": 5e-5})
+    plain, hidden = box_widths(render_svg(shown.graph).svg), box_widths(render_svg(quiz).svg)
+    assert plain.keys() == hidden.keys() and plain
+    for node_id, width in plain.items():
+        assert hidden[node_id] >= width - 0.5, node_id
