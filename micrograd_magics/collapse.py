@@ -68,13 +68,28 @@ SHOWN_INPUTS = 8
 
 class CallLog:
     """The observer for `engine.nn.observing_calls`: keeps the newest Neuron calls (and
-    the Layer and MLP calls, for the paths). Appending a tuple is all a call costs."""
+    the Layer and MLP calls, for the paths). Appending a tuple is all a call costs.
+
+    It also observes backward() (engine.observing_backward): a loop's step k draws the
+    graph its forward made since step k-1's backward, so at each backward the calls made
+    before the one before are dropped. Holding them would keep every step's graph alive,
+    and each garbage collection of a training loop would walk them all."""
 
     def __init__(self, keep: int = CALLS_KEPT) -> None:
-        self.calls: deque[tuple[Module, Sequence, object]] = deque(maxlen=keep)
+        self.keep = keep
+        self.previous: deque[tuple[Module, Sequence, object]] = deque()
+        self.current: deque[tuple[Module, Sequence, object]] = deque(maxlen=keep)
 
     def __call__(self, module: Module, x: Sequence, out: object) -> None:
-        self.calls.append((module, x, out))
+        self.current.append((module, x, out))
+
+    def backward_seen(self, root: Value, order: list[Value]) -> None:
+        self.previous, self.current = self.current, deque(maxlen=self.keep)
+
+    @property
+    def calls(self) -> list[tuple[Module, Sequence, object]]:
+        """The calls kept, oldest first (at most `keep` of them)."""
+        return (list(self.previous) + list(self.current))[-self.keep:]
 
 
 def wanted(node_count: int, options: Any) -> bool:

@@ -105,8 +105,10 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     watch = engine.observing_backward(backward_calls) if learner_class is None else (
         contextlib.nullcontext())
     calls = collapse.CallLog()  # which Neuron made which nodes, for the collapsed drawing
-    observe = engine.nn.observing_calls(calls) if learner_class is None else (
-        contextlib.nullcontext())
+    observe = contextlib.ExitStack()
+    if learner_class is None:
+        observe.enter_context(engine.nn.observing_calls(calls))
+        observe.enter_context(engine.observing_backward(calls.backward_seen))
     try:
         with guard, watch, watching, observe:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,

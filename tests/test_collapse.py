@@ -227,3 +227,29 @@ def test_one_mlp_call_names_neurons_by_path(ip) -> None:  # noqa: ANN001
     assert boxes["net.layers[2].neurons[0]"]["collapsed"]["count"] == 1
     assert not boxes["net.layers[2].neurons[0]"]["summary"].startswith("×")
     assert boxes["x[0]"]["grad"] == result.grads["x[0]"]  # the named inputs stay Values
+
+
+def test_a_training_loop_keeps_only_the_last_steps_neuron_calls(ip):
+    """The call log behind the collapsed drawing holds the calls since the last-but-one
+    backward(), not every step's: each call holds its output, and so its whole graph."""
+    import gc
+
+    from engine import Value
+
+    random.seed(0)
+    X, y = make_moons(10)
+    ip.user_ns.update(X=X, y=y, model=MLP(2, [4, 1]))
+    cell = ("for k in range(30):\n"
+            "    scores = [model(x) for x in X]\n"
+            "    loss = sum((1 + -yi * si).relu() for yi, si in zip(y, scores))\n"
+            "    model.zero_grad()\n"
+            "    loss.backward()\n"
+            "    for p in model.parameters():\n"
+            "        p.data -= 0.01 * p.grad\n")
+    result = run_autograd(ip, cell, "loss --collapse")
+    gc.collect()
+    alive = sum(type(o) is Value for o in gc.get_objects())
+    per_step = result.graph["node_count"]
+    assert per_step > 300
+    assert alive < 4 * per_step, (alive, per_step)  # this step's graph and the one before
+    assert result.drawn_graph["collapsed"]["boxes"] > 0
