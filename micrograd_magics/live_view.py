@@ -225,9 +225,9 @@ def last_step_view_note(result: AutogradResult, max_nodes: int) -> str:
     """Why the view shows no graph of the last step, or "".
 
     The graph below the view is whatever `result.widget()` gives (see
-    `AutogradResult.live_bundle`): today the normal view when the graph fits under
-    --max-nodes. A collapsed view of big graphs (issue 17) plugs in there, by making
-    `widget()` return it; then this note is not shown."""
+    `AutogradResult.live_bundle`): the normal view when the graph fits under
+    --max-nodes, the collapsed view (collapse.py) above it; the note is for a graph
+    neither can draw (above collapse.COLLAPSE_MAX, or --expand)."""
     model = result.graph
     if not model.get("truncated") or result.widget() is not None:
         return ""
@@ -281,8 +281,12 @@ class LiveRun:
                ) -> tuple[LiveResult, list[Value]]:
         return recorded_result(self.recorder, root, ns, options)
 
-    def show(self, result: LiveResult) -> None:
-        """The final update, then the cell's output replaced by the final bundle."""
+    def show(self, result: LiveResult, max_nodes: int) -> None:
+        """The final update, then the cell's output replaced by the final bundle. Asked
+        here, once the pipeline has said whether the graph is drawn collapsed."""
+        note = last_step_view_note(result, max_nodes)
+        if note:  # for the widget; the static summary says it already
+            self.recorder.notes.append(note)
         self.view.finish(self.recorder, result)
 
 
@@ -317,9 +321,6 @@ def recorded_result(recorder: LiveRecorder, root: Value, ns: dict[str, Any],
     result = LiveResult(root=root, model=model, options=options, warnings=warnings)
     result.history = recorder.history
     result._live_notes = live_state(recorder)["notes"]
-    note = last_step_view_note(result, options.max_nodes)
-    if note:  # for the widget; the static summary says it already
-        recorder.notes.append(note)
     return result, order
 
 

@@ -148,7 +148,7 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             checks.compare(result, result.recorded_graph(), options,
                            learner=learner_class is not None, steps=result.learner_steps)
     if live_run:
-        live_run.show(result)
+        live_run.show(result, options.max_nodes)
     return result
 
 
