@@ -337,6 +337,21 @@ def save_docs_image(page: Page, widget: Locator) -> None:
         shutil.copy(path, DOCS_IMAGE)
 
 
+def save_cropped(page: Page, target: Locator, artifact: str, docs_image: Path) -> None:
+    """target's box and a small margin -> tests/artifacts/<artifact>, and to docs_image
+    when the picture changed (the README's pictures)."""
+    box = target.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100, box
+    margin = 8
+    path = ARTIFACTS / artifact
+    page.screenshot(path=str(path), clip={
+        "x": max(box["x"] - margin, 0), "y": max(box["y"] - margin, 0),
+        "width": box["width"] + 2 * margin, "height": box["height"] + 2 * margin})
+    if not same_picture(path, docs_image):
+        docs_image.parent.mkdir(exist_ok=True)
+        shutil.copy(path, docs_image)
+
+
 def same_picture(new: Path, old: Path) -> bool:
     """True when `old` exists and differs from `new` by no more than anti-aliasing noise
     (between runs Chromium shades a few hundred edge pixels slightly differently), so

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, expect
 from test_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
     REPO,
@@ -26,7 +25,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     luminance,
     our_errors,
     put_notebook,
-    same_picture,
+    save_cropped,
     session,
     set_server_theme,
 )
@@ -71,19 +70,6 @@ def curve_points(view: Locator) -> int:
     return int(view.locator("svg.autograd-live-loss polyline").get_attribute("data-points"))
 
 
-def save_docs_image(page: Page, view: Locator) -> None:
-    """The live view mid-training (its output area) -> artifacts and docs/live.png."""
-    box = view.bounding_box()
-    assert box is not None and box["width"] > 300 and box["height"] > 100, box
-    margin = 8
-    path = ARTIFACTS / "live-widget.png"
-    page.screenshot(path=str(path), clip={
-        "x": max(box["x"] - margin, 0), "y": max(box["y"] - margin, 0),
-        "width": box["width"] + 2 * margin, "height": box["height"] + 2 * margin})
-    if not same_picture(path, DOCS_IMAGE):
-        shutil.copy(path, DOCS_IMAGE)
-
-
 @pytest.fixture(params=["JupyterLab Light", "JupyterLab Dark"])
 def theme(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -118,7 +104,7 @@ def test_live_view_grows_while_the_loop_runs(jupyter: Server, session: Session, 
     view.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"live-running-{tag}.png"))
     if tag == "light":
-        save_docs_image(page, view)
+        save_cropped(page, view, "live-widget.png", DOCS_IMAGE)
     later_steps, later_points = steps_of(view), curve_points(view)
     assert view.get_attribute("data-status") == "running"
     expect(prompts.nth(2)).to_have_text(RUNNING)  # the cell has not finished

@@ -8,7 +8,6 @@ one mid-way through the quiz also to docs/quiz.png (the README's picture)."""
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 from cells import LECTURE
@@ -23,7 +22,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     jupyter,
     our_errors,
     put_notebook,
-    same_picture,
+    save_cropped,
     session,
     set_server_theme,
 )
@@ -149,7 +148,7 @@ def test_quiz_by_keyboard(jupyter: Server, session: Session, theme: str) -> None
     widget.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"quiz-midway-{tag}.png"), scale="css")
     if tag == "light":
-        save_docs_image(page, widget)
+        save_cropped(page, widget, "quiz-widget.png", DOCS_IMAGE)
     # two more wrong: a reveal button, reached with Tab, pressed with Enter
     for typed in ("3", "4"):
         page.keyboard.press("Control+A")
@@ -204,19 +203,6 @@ def test_quiz_by_keyboard(jupyter: Server, session: Session, theme: str) -> None
         "answers: {'L': ['1'], 'd': ['2', '3', '-2'], 'f': ['4.0'], 'c': ['-2'], "
         "'e': ['-2'], 'a': ['6'], 'b': ['3', '3', '4']}\n")
     assert our_errors(session.errors) == [], session.errors
-
-
-def save_docs_image(page: Page, widget: Locator) -> None:
-    """The quiz widget mid-way (its output area) -> artifacts and docs/quiz.png."""
-    box = widget.bounding_box()
-    assert box is not None and box["width"] > 300 and box["height"] > 100, box
-    margin = 8
-    path = ARTIFACTS / "quiz-widget.png"
-    page.screenshot(path=str(path), clip={
-        "x": max(box["x"] - margin, 0), "y": max(box["y"] - margin, 0),
-        "width": box["width"] + 2 * margin, "height": box["height"] + 2 * margin})
-    if not same_picture(path, DOCS_IMAGE):
-        shutil.copy(path, DOCS_IMAGE)
 
 
 @pytest.fixture(params=["JupyterLab Light", "JupyterLab Dark"])
