@@ -355,12 +355,21 @@ def test_run_cell_magic_raises_for_their_backward(ip):
 @pytest.fixture
 def python_sigint():  # noqa: ANN201
     """Python's own SIGINT handler (raise KeyboardInterrupt), whatever an earlier test or
-    tool installed, for the duration of the test."""
+    tool installed, for the duration of the test; and no gc callbacks. Python ignores an
+    exception raised in a gc callback: hypothesis (imported by the property tests)
+    registers one, and a SIGINT landing in it was lost ("Exception ignored in
+    gc_callback: KeyboardInterrupt"), so the loop ran on to its 30 s end."""
+    import gc
     import signal
 
+    callbacks = list(gc.callbacks)
+    gc.callbacks.clear()
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        gc.callbacks[:] = callbacks
 
 
 def interrupt_soon(seconds: float = 0.3):  # noqa: ANN201
