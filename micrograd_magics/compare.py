@@ -202,22 +202,27 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
     # one node a level): found for every group at once, those take one index op, not
     # the eight of `gather`.
     group_of = torch.repeat_interleave(torch.arange(len(group_sizes)), group_sizes)
-    spans = {}
-    for name, parents_t in (("a", a_t), ("b", b_t)):
+
+    def spans(parents_t: Any) -> tuple[Any, Any, list[int], list[bool]]:
+        """For one parent column: the positions, each node's parent's place in its level
+        tensor (sorted order), and per group its parents' lowest level and whether they
+        all sit in that one level."""
         parents = parents_t[order].clamp(min=0)  # in sorted order; a missing one reads 0
         parent_levels = level_t[parents]
         lowest = torch.full((len(group_sizes),), depth + 1, dtype=long).scatter_reduce(
             0, group_of, parent_levels, "amin")
         highest = torch.zeros(len(group_sizes), dtype=long).scatter_reduce(
             0, group_of, parent_levels, "amax")
-        one_level = (lowest == highest).tolist()
-        spans[name] = (offset[parents], lowest.tolist(), one_level)
+        return parents_t, offset[parents], lowest.tolist(), (lowest == highest).tolist()
 
-    def parents_of(name: str, g: int, start: int, size: int, positions: Any) -> Any:
-        offsets, lowest, one_level = spans[name]
+    a_spans, b_spans = spans(a_t), spans(b_t)
+
+    def parents_of(column: tuple[Any, Any, list[int], list[bool]], g: int, start: int,
+                   size: int, positions: Any) -> Any:
+        parents_t, offsets, lowest, one_level = column
         if one_level[g]:
             return tensors[lowest[g]][offsets[start:start + size]]
-        return gather((a_t if name == "a" else b_t)[positions])
+        return gather(parents_t[positions])
 
     groups = list(zip(group_keys.tolist(), group_sizes.tolist()))
     start = 0
@@ -241,8 +246,8 @@ def _replay_by_level(torch: Any, graph: RecordedGraph, levels: list[int], depth:
             start += size
             continue
         op = table[group_key % width - 1]
-        a = parents_of("a", g, start, size, positions)
-        b = parents_of("b", g, start, size, positions) if op.arity == 2 else None
+        a = parents_of(a_spans, g, start, size, positions)
+        b = parents_of(b_spans, g, start, size, positions) if op.arity == 2 else None
         k = k_t[positions] if "{k}" in op.symbol else None
         start += size
         outs.append(twins[op](a, b, k))
