@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the lecture cells the tests check by hand
 
-from cells import LECTURE, NEURON  # noqa: E402
+from cells import DEMO_LOSS, LECTURE, NEURON  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 from micrograd_magics import render  # noqa: E402
@@ -158,13 +158,7 @@ X, y = make_moons(100)
 random.seed(1337)
 model = MLP(2, [16, 16, 1])
 """
-DEMO_CELL = """\
-inputs = [list(map(Value, row)) for row in X]
-scores = list(map(model, inputs))
-losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-data_loss = sum(losses) * (1.0 / len(losses))
-reg_loss = 1e-4 * sum(p * p for p in model.parameters())
-total = data_loss + reg_loss"""
+DEMO_CELL = DEMO_LOSS
 COLLAPSED_TARGET_S, EXPAND_TARGET_S, MAX_BOXES_TARGET = 2.0, 0.3, 600
 
 

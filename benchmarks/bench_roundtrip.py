@@ -27,17 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from cells import LECTURE  # noqa: E402
 from lab_server import CHROMIUM_ARGS, find_chromium, put_notebook, start_lab, stop_server  # noqa: E402
 
 BUDGET_MS = 50.0
-LECTURE = """\
-a = 2.0
-b = -3.0
-c = 10.0
-e = a * b
-d = e + c
-f = -2.0
-L = d * f"""
 ECHO = '''\
 import anywidget
 

@@ -43,3 +43,14 @@ def clear_namespace(ip) -> None:  # noqa: ANN001
     gc.collect() costs half a second once torch is imported."""
     for name in [n for n in ip.user_ns if n not in ip.user_ns_hidden and not n.startswith("_")]:
         del ip.user_ns[name]
+
+
+DEMO_LOSS = """\
+inputs = [list(map(Value, row)) for row in X]
+scores = list(map(model, inputs))
+losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
+data_loss = sum(losses) * (1.0 / len(losses))
+reg_loss = 1e-4 * sum(p * p for p in model.parameters())
+total = data_loss + reg_loss"""
+"""micrograd's demo loss (SVM max-margin plus L2) over the points X, y for an MLP `model`:
+the collapsed drawing's test cell (about 65,000 nodes over 100 points)."""

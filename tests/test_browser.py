@@ -337,6 +337,30 @@ def save_docs_image(page: Page, widget: Locator) -> None:
         shutil.copy(path, DOCS_IMAGE)
 
 
+def start_run_all(page: Page, server: Server, name: str, cells: int,
+                  workspace: str | None = None) -> Locator:
+    """Open notebook `name` in JupyterLab at 1400x900, in a workspace of its own (Lab would
+    reopen another test's notebook beside it), wait for its kernel, and Run -> Run All.
+    Returns the cells' prompts."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url):
+        page.goto(server.url(f"lab/workspaces/{workspace or name.split('.')[0]}/tree/{name}"))
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+    expect(prompts).to_have_count(cells)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+    return prompts
+
+
+def run_all(page: Page, server: Server, name: str, cells: list[str], widgets: int) -> None:
+    """start_run_all, then every cell ran and the page shows this many of our widgets."""
+    prompts = start_run_all(page, server, name, len(cells))
+    for i in range(len(cells)):
+        expect(prompts.nth(i)).to_have_text(EXECUTED)
+    expect(page.locator(".jp-Notebook .autograd-widget")).to_have_count(widgets)
+
+
 def save_cropped(page: Page, target: Locator, artifact: str, docs_image: Path) -> None:
     """target's box and a small margin -> tests/artifacts/<artifact>, and to docs_image
     when the picture changed (the README's pictures)."""

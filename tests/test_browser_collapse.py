@@ -13,6 +13,7 @@ import shutil
 import time
 
 import pytest
+from cells import DEMO_LOSS
 from playwright.sync_api import Locator, Page, expect
 from test_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
@@ -25,11 +26,11 @@ from test_browser import (  # noqa: F401  (fixtures)
     jupyter,
     our_errors,
     put_notebook,
+    run_all,
     same_picture,
     session,
     set_server_theme,
 )
-from test_browser_quiz import run_all
 
 pytestmark = pytest.mark.browser
 
@@ -58,14 +59,7 @@ def two_moons(n, noise=0.1, seed=1):
 X, y = two_moons(100)
 random.seed(1337)
 model = MLP(2, [16, 16, 1])"""
-DEMO = """\
-%%autograd total
-inputs = [list(map(Value, row)) for row in X]
-scores = list(map(model, inputs))
-losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-data_loss = sum(losses) * (1.0 / len(losses))
-reg_loss = 1e-4 * sum(p * p for p in model.parameters())
-total = data_loss + reg_loss"""
+DEMO = "%%autograd total\n" + DEMO_LOSS
 CELLS = [SETUP, DEMO]
 HOVER_MS = """(root) => {
     const g = root.querySelector("svg g.autograd-collapsed");

@@ -6,8 +6,6 @@ tests/artifacts/."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 from test_browser import (  # noqa: F401  (fixtures)
@@ -19,6 +17,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     jupyter,
     our_errors,
     put_notebook,
+    run_all,
     session,
     set_server_theme,
 )
@@ -34,27 +33,12 @@ CELLS = [
 ]
 
 
-def run_all(session: Session, server: Server) -> None:  # noqa: F811
-    page = session.page
-    page.set_viewport_size({"width": 1400, "height": 900})
-    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url):
-        page.goto(server.url(f"lab/tree/{NAME}"))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
-    expect(prompts).to_have_count(len(CELLS))
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-    for i in range(len(CELLS)):
-        expect(prompts.nth(i)).to_have_text(re.compile(r"\[\s*\d+\s*\]"))
-    expect(page.locator(".jp-Notebook .autograd-widget")).to_have_count(2)
-
-
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
 def test_shared_leaf_copies_and_control_character_label(  # noqa: F811
         jupyter: Server, session: Session, theme: str) -> None:  # noqa: F811
     put_notebook(jupyter, NAME, CELLS)  # the quiz test's helper: PUT through the contents API
     set_server_theme(jupyter, theme)
-    run_all(session, jupyter)
+    run_all(session.page, jupyter, NAME, CELLS, widgets=2)
     page = session.page
     expect(page.locator("#filebrowser")).to_be_visible()  # the file browser is open
     loop, labelled = page.locator(".jp-Notebook .autograd-widget").all()

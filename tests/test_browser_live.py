@@ -28,6 +28,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     save_cropped,
     session,
     set_server_theme,
+    start_run_all,
 )
 
 pytestmark = pytest.mark.browser
@@ -82,15 +83,8 @@ def test_live_view_grows_while_the_loop_runs(jupyter: Server, session: Session, 
     set_server_theme(jupyter, theme)
     tag = "dark" if "Dark" in theme else "light"
     page = session.page
-    page.set_viewport_size({"width": 1400, "height": 900})
-    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url):
-        page.goto(jupyter.url(f"lab/workspaces/live-{tag}/tree/{NAME}"))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    prompts = start_run_all(page, jupyter, NAME, len(cells), workspace=f"live-{tag}")
     expect(page.locator("#filebrowser")).to_be_visible()
-    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
-    expect(prompts).to_have_count(len(cells))
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
 
     # while the cell runs: the view is there and its curve grows
     loop_cell = page.locator(".jp-Notebook .jp-CodeCell").nth(2)

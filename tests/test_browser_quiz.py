@@ -22,6 +22,7 @@ from test_browser import (  # noqa: F401  (fixtures)
     jupyter,
     our_errors,
     put_notebook,
+    run_all,
     save_cropped,
     session,
     set_server_theme,
@@ -42,22 +43,6 @@ CELLS = [
 # the lecture's grads, checked by hand: L = (a*b + c) * f
 GRADS = {"L": "1.0000", "d": "-2.0000", "f": "4.0000", "e": "-2.0000", "c": "-2.0000",
          "a": "6.0000", "b": "-4.0000"}
-
-
-def run_all(page: Page, server: Server, name: str = NAME, cells: list[str] = CELLS,
-            widgets: int = 2) -> None:
-    page.set_viewport_size({"width": 1400, "height": 900})
-    with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url):
-        # a workspace of its own: Lab would reopen the other test's notebook beside it
-        page.goto(server.url(f"lab/workspaces/{name.split('.')[0]}/tree/{name}"))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
-    expect(prompts).to_have_count(len(cells))
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-    for i in range(len(cells)):
-        expect(prompts.nth(i)).to_have_text(re.compile(r"\[\s*\d+\s*\]"))
-    expect(page.locator(".jp-Notebook .autograd-widget")).to_have_count(widgets)
 
 
 def ids_of(widget: Locator) -> dict[str, str]:
@@ -85,7 +70,7 @@ def test_quiz_by_keyboard(jupyter: Server, session: Session, theme: str) -> None
     put_notebook(jupyter, NAME, CELLS)
     set_server_theme(jupyter, theme)
     page = session.page
-    run_all(page, jupyter)
+    run_all(page, jupyter, NAME, CELLS, widgets=2)
     expect(page.locator("#filebrowser")).to_be_visible()
     tag = "dark" if "Dark" in theme else "light"
     widget, reused = page.locator(".jp-Notebook .autograd-widget[data-quiz]").all()

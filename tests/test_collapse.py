@@ -8,7 +8,7 @@ import json
 import random
 
 import pytest
-from cells import LECTURE, LECTURE_GRADS, run_autograd
+from cells import DEMO_LOSS, LECTURE, LECTURE_GRADS, run_autograd
 from IPython.core.error import UsageError
 from test_engine_nn import make_moons
 
@@ -16,13 +16,7 @@ from engine.nn import MLP
 from micrograd_magics.collapse import MAX_BOXES
 from micrograd_magics.result import BUNDLE_BUDGET
 
-DEMO = """\
-inputs = [list(map(Value, row)) for row in X]
-scores = list(map(model, inputs))
-losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
-data_loss = sum(losses) * (1.0 / len(losses))
-reg_loss = 1e-4 * sum(p * p for p in model.parameters())
-total = data_loss + reg_loss"""
+DEMO = DEMO_LOSS
 LOOP = "y = 1.0\nw = 0.5\nfor i in range(10**4): y = y * w + 0.1"
 
 
