@@ -117,6 +117,7 @@ class Group:
     outs: list[Value] = field(default_factory=list)  # per input (stack) or per term (sum)
     layer: str = ""
     gid: str = ""
+    members: list[Group] = field(default_factory=list)  # a layer's neurons
 
 
 def module_paths(ns: dict[str, Any], calls: Iterable[tuple[Module, Sequence, object]]
@@ -344,24 +345,36 @@ def release_small(grouping: Grouping, budget: int) -> list[Value]:
     return grouping.loose()
 
 
-def fold_layers(grouping: Grouping) -> None:
-    """The neurons of each layer as one box."""
+def layer_groups(grouping: Grouping) -> list[Group]:
+    """One box for each layer of two or more neuron boxes, holding them (`members`, in the
+    order of their first call: neurons[0] first), so a layer folds into it and unfolds
+    again without grouping anew."""
     layers: dict[str, Group] = {}
-    kept = []
     for group in grouping.groups:
         if group.kind != "neuron" or not group.layer:
-            kept.append(group)
             continue
         layer = layers.get(group.layer)
         if layer is None:
             layer = layers[group.layer] = Group("layer", group.layer, group.out, count=0)
-            kept.append(layer)
+        layer.members.append(group)
         layer.count += 1
         layer.outs.append(group.out)
         layer.params.extend((f"{group.name}.{k}", p) for k, p in group.params)
         layer.calls.extend(group.calls)
-        grouping._claim(layer, group.nodes)
-    grouping.groups = kept
+        layer.nodes.extend(group.nodes)
+    return [layer for layer in layers.values() if layer.count > 1]
+
+
+def fold_layer(groups: list[Group], layer: Group) -> list[Group]:
+    """groups with the layer's neurons replaced by the layer's box."""
+    members = {id(g) for g in layer.members}
+    folded = [g for g in groups if id(g) not in members]
+    return folded + [layer] if len(folded) < len(groups) else folded
+
+
+def unfold_layer(groups: list[Group], layer: Group) -> list[Group]:
+    """groups with the layer's box replaced by its neurons."""
+    return [g for g in groups if g is not layer] + layer.members
 
 
 def fold_middle(grouping: Grouping, loose: list[Value], budget: int) -> list[Value]:
@@ -411,15 +424,23 @@ class CollapsedView:
     """
 
     def __init__(self, root: Value, order: list[Value], grouping: Grouping,
-                 loose: list[Value], precision: int) -> None:
+                 loose: list[Value], precision: int, layers: Sequence[Group] = ()) -> None:
         self.root, self.order, self.precision = root, order, precision
         self.grouping = grouping
         self.groups = grouping.groups
         self.pos = grouping.pos
         self.loose = loose
-        for k, group in enumerate(sorted(self.groups, key=lambda g: self.pos[id(g.out)])):
+        # the layers that can fold or unfold: those the cap did not fold into "… more"
+        drawn = {id(g) for g in self.groups}
+        self.layers = [layer for layer in layers if id(layer) in drawn
+                       or any(id(m) in drawn for m in layer.members)]
+        boxes = [g for g in self.groups if g.kind != "layer"]
+        boxes += [m for layer in self.layers if id(layer) in drawn for m in layer.members]
+        for k, group in enumerate(sorted(boxes, key=lambda g: self.pos[id(g.out)])):
             group.gid = f"g{k}"
-        self.by_gid = {g.gid: g for g in self.groups}
+        for k, layer in enumerate(self.layers):
+            layer.gid = f"gl{k}"
+        self.by_gid = {g.gid: g for g in boxes + self.layers}
         self.expanded: set[str] = set()
         self.root_name = in_formula(grouping.name_of(root) or "root")
         self.expand_seconds = 0.0
@@ -432,17 +453,47 @@ class CollapsedView:
         model = model or self.model()
         return len(model["nodes"]) + sum(1 for n in model["nodes"] if n.get("op"))
 
-    def toggle(self, gid: str) -> bool:
-        """Expand the box gid into its scalar nodes, or fold it back; False when it cannot
-        be expanded."""
+    def toggle(self, gid: str) -> None:
+        """Expand the box gid into its scalar nodes, or fold it back; a layer's box unfolds
+        into its neurons, and a layer's frame (its id) folds them into one box again.
+        ValueError, saying why, when the box cannot be expanded."""
         if gid in self.expanded:
             self.expanded.discard(gid)
-            return True
+            return
         group = self.by_gid.get(gid)
-        if group is None or not self._shown_nodes(group):
-            return False
-        self.expanded.add(gid)
-        return True
+        if group is None:
+            raise ValueError(f"no box {gid!r} in the collapsed drawing")
+        folded_in = next((layer for layer in self.layers if group in layer.members
+                          and layer in self.groups), None)
+        if folded_in is not None:
+            raise ValueError(f"{group.name} is folded into {folded_in.name}: unfold the "
+                             f"layer first (click its box, or expand({folded_in.name!r}))")
+        if group.kind == "layer":
+            self._toggle_layer(group)
+        elif not self._shown_nodes(group):
+            raise ValueError(f"{group.name} holds {len(group.nodes):,} nodes: more than "
+                             f"{EXPAND_MAX} to expand in place")
+        else:
+            self.expanded.add(gid)
+
+    def _toggle_layer(self, layer: Group) -> None:
+        if layer not in self.groups:  # its neurons are drawn: fold them
+            self.expanded.difference_update(m.gid for m in layer.members)
+            self.groups = self.grouping.groups = fold_layer(self.groups, layer)
+            return
+        boxes = self.count_boxes() - 1 + len(layer.members)
+        if boxes > MAX_BOXES:
+            raise ValueError(f"{layer.name} has {layer.count:,} neurons: drawn one by one the "
+                             f"drawing would have {boxes:,} boxes, more than {MAX_BOXES}")
+        self.groups = self.grouping.groups = unfold_layer(self.groups, layer)
+
+    def count_boxes(self) -> int:
+        """The boxes the drawing has now, without building its model."""
+        scalar = {id(n): n for n in self.loose}
+        for gid in self.expanded:
+            scalar.update((id(n), n) for n in self._shown_nodes(self.by_gid[gid]))
+        drawn = sum(1 for g in self.groups if g.gid not in self.expanded)
+        return drawn + len(scalar) + sum(1 for n in scalar.values() if n._op)
 
     def _shown_nodes(self, group: Group) -> list[Value]:
         """The scalar nodes an expanded group draws: a neuron's first call and its
@@ -541,20 +592,13 @@ class CollapsedView:
         self._made = {rid: [(user, v[0], v[1]) for user, v in users.items()]
                       for rid, users in made.items()}
         self._add_explain(records)
-        columns: dict[str, list[str]] = {}
-        for group in sorted(self.groups, key=lambda g: self.pos[id(g.out)]):
-            if group.kind != "neuron" or not group.layer:
-                continue
-            if group.gid not in self.expanded:
-                columns.setdefault(group.layer, []).append(group.gid)
-            elif len(group.calls[0][0]) <= COLUMN_INPUTS:  # an expanded one by its output
-                columns.setdefault(group.layer, []).append(unit[id(group.calls[0][1])])
+        columns, frames = self._layer_columns(unit)
         model: GraphModel = {
             "version": 1, "root": unit.get(id(self.root), ""), "node_count": len(self.order),
             "truncated": False, "precision": self.precision, "accumulate": True,
             "nodes": nodes, "edges": edges, "steps": [], "reached_twice": [],
             "collapsed": {"groups": len(self.groups), "expanded": sorted(self.expanded)},
-            "clusters": clusters, "columns": [c for c in columns.values() if len(c) > 1],
+            "clusters": clusters, "columns": columns, "layers": frames,
         }
         model["steps"] = self._steps(records, unit, nodes)
         for record in nodes:
@@ -562,6 +606,30 @@ class CollapsedView:
         model["collapsed"]["boxes"] = self.boxes(model)
         self.expand_seconds = time.perf_counter() - started
         return model
+
+    def _layer_columns(self, unit: dict[int, str]
+                       ) -> tuple[list[list[str]], list[dict[str, Any]]]:
+        """The layout's columns (the boxes of a layer, neurons[0] first; an expanded
+        neuron of a few inputs by its output) and the frames of the layers drawn as
+        neurons (a click on one folds the layer)."""
+        columns, frames = [], []
+        for layer in self.layers:
+            if layer in self.groups:
+                continue
+            column, folded = [], []
+            for neuron in layer.members:
+                if neuron.gid not in self.expanded:
+                    column.append(neuron.gid)
+                    folded.append(neuron.gid)
+                elif len(neuron.calls[0][0]) <= COLUMN_INPUTS:
+                    column.append(unit[id(neuron.calls[0][1])])
+            if len(column) > 1:
+                columns.append(column)
+            if folded:
+                frames.append({"id": layer.gid, "nodes": folded, "label":
+                               f"{layer.name} · {layer.count} neurons\n"
+                               f"click the frame to fold the layer"})
+        return columns, frames
 
     def _cluster_label(self, group: Group) -> str:
         if group.kind == "neuron" and group.count > 1:
@@ -577,8 +645,14 @@ class CollapsedView:
                 "parents": [], "leaf": False, "explain": [], "summary": summary,
                 "collapsed": {"kind": group.kind, "count": group.count,
                               "nodes": len(group.nodes),
-                              "expandable": bool(self._shown_nodes(group))},
+                              "expandable": self._expandable(group)},
                 "position": self.pos[id(out)]}
+
+    def _expandable(self, group: Group) -> bool:
+        if group.kind == "layer":  # into its neurons
+            return group in self.layers and (
+                self.count_boxes() - 1 + len(group.members) <= MAX_BOXES)
+        return bool(self._shown_nodes(group))
 
     def _summary(self, group: Group) -> str:
         grads = [p.grad for _, p in group.params]
@@ -587,7 +661,9 @@ class CollapsedView:
             many = f"× {group.count:,} inputs\n" if group.count > 1 else ""
             return f"{many}{spread}"
         if group.kind == "layer":
-            return f"{group.count} neurons\n{spread}"
+            calls = len(group.members[0].calls) if group.members else 1
+            many = f" × {calls:,} inputs" if calls > 1 else ""
+            return f"{group.count} neurons{many}\n{spread}"
         if group.kind == "inputs":
             return f"× {group.count:,} input values"
         if group.kind == "sum":
@@ -662,6 +738,15 @@ class CollapsedView:
             lines.append(f"{group.count:,} steps rolled up; per step (data, grad):")
         elif group.kind == "inputs":
             lines.append(f"{group.count:,} input values (data, grad):")
+        elif group.kind == "layer":
+            first = group.members[0] if group.members else group
+            on = " on input 0" if len(first.calls) > 1 else ""
+            lines.append(f"{group.count:,} neurons folded into one box; it shows "
+                         f"{first.name}{on}; per neuron (data, d{top}/d out):")
+            for neuron in group.members[:SHOWN_INPUTS]:
+                lines.append(f"  {neuron.name}: {fmt(neuron.out.data)}, {fmt(neuron.out.grad)}")
+            if len(group.members) > SHOWN_INPUTS:
+                lines.append(f"  … and {len(group.members) - SHOWN_INPUTS} more")
         outs = group.outs if group.kind != "layer" else []
         if len(outs) > 1:
             picked = list(enumerate(outs))
@@ -679,9 +764,14 @@ class CollapsedView:
                              f"[{fmt(min(grads))}, {fmt(max(grads))}]"
                              + (f", summed over the {group.count:,} inputs"
                                 if group.kind == "neuron" and group.count > 1 else ""))
-        lines.append(f"{len(group.nodes):,} scalar nodes · "
-                     + ("click to expand" if self._shown_nodes(group) else
-                        f"more than {EXPAND_MAX} to expand here"))
+        if group.kind == "layer":
+            lines.append(f"{len(group.nodes):,} scalar nodes · " + (
+                "click to show its neurons" if self._expandable(group) else
+                f"its neurons would be more than {MAX_BOXES} boxes"))
+        else:
+            lines.append(f"{len(group.nodes):,} scalar nodes · "
+                         + ("click to expand" if self._shown_nodes(group) else
+                            f"more than {EXPAND_MAX} to expand here"))
         return lines
 
     def _steps(self, records: dict[str, dict[str, Any]], unit: dict[int, str],
@@ -765,14 +855,11 @@ def toggle_box(result: Any, box: str) -> None:
 
     view: CollapsedView = result.collapsed
     gid = box if box in view.by_gid else next(
-        (g.gid for g in view.groups if g.name == box), None)
+        (g.gid for g in view.by_gid.values() if g.name == box), None)
     if gid is None:
         shown = ", ".join(g.name for g in view.groups[:6])
         raise ValueError(f"no box {box!r} in the collapsed drawing (boxes: {shown}, …)")
-    if not view.toggle(gid):
-        group = view.by_gid[gid]
-        raise ValueError(f"{group.name} holds {len(group.nodes):,} nodes: more than "
-                         f"{EXPAND_MAX} to expand in place")
+    view.toggle(gid)
     before = result._drawn, result._rendered, result._render_error
     result._drawn = None
     result._rendered = None
@@ -803,11 +890,13 @@ def collapsed_view(root: Value, order: list[Value], names: dict[int, str],
     if box_count(grouping.groups, loose) > min(max_boxes, max(max_nodes, 60)):
         grouping.by_names()
         loose = release_small(grouping, min(max_boxes, max(max_nodes, 60)))
+    layers = layer_groups(grouping)
     if box_count(grouping.groups, loose) > max_boxes:
-        fold_layers(grouping)
+        for layer in layers:
+            grouping.groups = fold_layer(grouping.groups, layer)
     if box_count(grouping.groups, loose) > max_boxes:
         loose = fold_middle(grouping, loose, max_boxes)
-    return CollapsedView(root, order, grouping, loose, precision)
+    return CollapsedView(root, order, grouping, loose, precision, layers)
 
 
 __all__ = ["MAX_BOXES", "CallLog", "CollapsedView", "collapsed_view", "wanted"]

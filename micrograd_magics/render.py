@@ -133,6 +133,14 @@ def value_label(node: dict[str, Any], precision: int, hide_grad: bool = False,
     hide_grad (--quiz): the grad is `?`, laid out `hidden_width` digits wide, so the numbers
     the widget reveals in its place fit the box (the same width on every node: it tells
     nothing of the number)."""
+    name, data, grad = value_texts(node, precision, hide_grad, hidden_width)
+    # the numbers need no escaping: digits, signs, `.`, `e`, "nan", "inf"
+    return f"{{{record_field(name)}|data {data}|grad {grad}}}"
+
+
+def value_texts(node: dict[str, Any], precision: int, hide_grad: bool = False,
+                hidden_width: int = 1) -> tuple[str, str, str]:
+    """A value box's name, data and grad as shown (see value_label)."""
     name = shorten(node.get("name") or node.get("label") or "")
     data = format_number(node["data"], precision)
     if hide_grad:
@@ -140,8 +148,27 @@ def value_label(node: dict[str, Any], precision: int, hide_grad: bool = False,
         grad = FIGURE_SPACE * (pad // 2) + "?" + FIGURE_SPACE * (pad - pad // 2)
     else:
         grad = format_number(node["grad"], precision)
-    # the numbers need no escaping: digits, signs, `.`, `e`, "nan", "inf"
-    return f"{{{record_field(name)}|data {data}|grad {grad}}}"
+    return name, data, grad
+
+
+def collapsed_label(node: dict[str, Any], precision: int, hide_grad: bool = False,
+                    hidden_width: int = 1) -> str:
+    """A box of many nodes (collapse.py) as an HTML-like table: its summary lines, its
+    name, then data and grad side by side (narrow, whatever the rankdir). Not a record:
+    Graphviz keeps a layer's boxes in order only by flat edges, which records refuse."""
+    name, data, grad = value_texts(node, precision, hide_grad, hidden_width)
+
+    def cell(text: str) -> str:
+        text = readable(str(text))
+        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+        return "<br/>".join(html.escape(line, quote=False) or " " for line in text.split("\n"))
+
+    summary = (node.get("summary") or "").strip()
+    rows = [f'<tr><td colspan="2">{cell(summary)}</td></tr>'] if summary else []
+    rows.append(f'<tr><td colspan="2">{cell(name)}</td></tr>')
+    rows.append(f"<tr><td>data {data}</td><td>grad {grad}</td></tr>")
+    return ('<<table border="0" cellborder="1" cellspacing="0" cellpadding="3">'
+            + "".join(rows) + "</table>>")
 
 
 def op_label(node: dict[str, Any]) -> str:
@@ -220,11 +247,8 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
     for node in nodes:
         label = value_label(node, precision, hide_grad=quiz, hidden_width=hidden_width)
         if node.get("collapsed"):  # a box of many nodes (collapse.py): rows, to stay narrow
-            inner = label[1:-1]  # summary lines, the name, then data and grad side by side
-            cut = inner.rfind("|data ")
-            label = (f"{record_field(node.get('summary') or ' ')}|{inner[:cut]}|"
-                     f"{{{inner[cut + 1:]}}}")
-            dot.node(names[node["id"]], label=label,
+            label = collapsed_label(node, precision, hide_grad=quiz, hidden_width=hidden_width)
+            dot.node(names[node["id"]], label=label, shape="plain",
                      _attributes={"class": "autograd-value autograd-collapsed"})
         elif node["id"] in mismatches:
             dot.node(names[node["id"]], label=label, color=MISMATCH_COLOR,
@@ -270,25 +294,107 @@ def _collapsed_layout(dot: graphviz.Digraph, model: GraphModel, names: dict[str,
     """A collapsed model's layout hints: the boxes of a layer in one column, an expanded
     box's scalar nodes framed (the frame's id `fold_<box id>`: a click on it folds)."""
     framed = {n for cluster in model.get("clusters") or [] for n in cluster.get("nodes") or []}
-    if any(n in framed for column in model.get("columns") or [] for n in column):
+    layered = {n for layer in model.get("layers") or [] for n in layer.get("nodes") or []}
+    if any(n in framed or n in layered for column in model.get("columns") or [] for n in column):
         dot.attr("graph", newrank="true")  # rank=same across a frame needs the newer ranking
+    boxes = {n["id"] for n in model.get("nodes") or [] if n.get("collapsed")}
+    heads = {}  # a layer's first box -> the DOT name of its heading
+    for layer in model.get("layers") or []:
+        head = layer_head(str(layer["id"]))
+        heads[(layer.get("nodes") or [""])[0]] = head
+        dot.node(head, label=escaped(str(layer.get("label", ""))), shape="plaintext",
+                 fontsize="11", height="0", margin="0.02",
+                 _attributes={"class": "autograd-layer-head"})
     for column in model.get("columns") or []:
+        first = next((heads[n] for n in column if n in heads), None)
+        shown = ([first] if first else []) + [names[n] for n in column if n in names]
         with dot.subgraph() as same:
             same.attr(rank="same")
-            for node_id in column:
-                if node_id in names:
-                    same.node(names[node_id])
+            for name in shown:
+                same.node(name)
+        # flat edges, not drawn, keep the column in order (its heading, then neurons[0]);
+        # Graphviz takes them only between boxes that are not records, and not in a cluster
+        # (there it turns the order round): a layer's frame is drawn after the layout
+        chain = ([first] if first else []) + [names[n] for n in column
+                                              if n in names and n in boxes]
+        for above, below in zip(chain, chain[1:]):
+            dot.edge(above, below, style="invis", id=f"order_{above}_{below}")
     for cluster in model.get("clusters") or []:
         with dot.subgraph(name=f"cluster_{cluster['id']}") as frame:
-            frame.attr(label=readable(str(cluster.get("label", ""))).replace("\\", "\\\\"),
+            frame.attr(label=escaped(str(cluster.get("label", ""))),
                        labeljust="l", id=f"fold_{cluster['id']}", style="rounded,dashed",
-                       fontname=FONT,
-                       fontsize="11", _attributes={"class": "autograd-fold"})
+                       fontname=FONT, fontsize="11", _attributes={"class": "autograd-fold"})
             for node_id in cluster.get("nodes") or []:
                 if node_id in names:
                     frame.node(names[node_id])
                     if node_id in op_of:
                         frame.node(op_of[node_id])
+
+
+def escaped(text: str) -> str:
+    """A plain label's text for DOT: shown literally, lines broken at newlines."""
+    return "\\n".join(readable(line).replace("\\", "\\\\") for line in text.split("\n"))
+
+
+def layer_head(layer_id: str) -> str:
+    """The DOT name (and SVG id) of a layer's heading."""
+    return f"head_{layer_id}"
+
+
+def layer_frames(svg: str, model: GraphModel) -> str:
+    """Draw each layer's frame (model["layers"]) round its heading and its boxes, behind
+    them, as the dashed frame of an expanded box is: `<g id="fold_<layer id>"
+    class="cluster autograd-fold autograd-layer-frame">`. Graphviz's own cluster would
+    turn the column's order round."""
+    layers = model.get("layers") or []
+    if not layers:
+        return svg
+    names = svg_names(model)
+    spans: dict[str, list[float]] = {}  # DOT name -> x0, y0, x1, y1
+    for match in re.finditer(r'<g id="([^"]+)" class="node[^"]*"[^>]*>(.*?)</g>', svg, re.S):
+        xs, ys = [], []
+        for points in re.findall(r'points="([^"]*)"', match[2]):
+            for pair in points.split():
+                x, _, y = pair.partition(",")
+                xs.append(float(x))
+                ys.append(float(y))
+        if xs:
+            spans[match[1]] = [min(xs), min(ys), max(xs), max(ys)]
+        elif match[1].startswith("head_"):  # a plaintext heading: its texts
+            texts = re.findall(r'<text[^>]* x="([-\d.]+)" y="([-\d.]+)"[^>]*>([^<]*)<', match[2])
+            if texts:
+                width = max(len(html.unescape(t)) for _, _, t in texts) * 6.6
+                x = float(texts[0][0])
+                ys = [float(y) for _, y, _ in texts]
+                spans[match[1]] = [x - width / 2, min(ys) - 11, x + width / 2, max(ys) + 3]
+    frames = []
+    pad = 5.0
+    # within the graph's background (its first polygon), or the frame's edge is cut off
+    graph_at = svg.find('<g id="graph0"')
+    background = re.search(r'<polygon[^>]* points="([^"]*)"', svg[graph_at:])
+    corners = [tuple(map(float, p.split(","))) for p in background[1].split()] if background else []
+    inside = ((min(x for x, _ in corners) + 1, min(y for _, y in corners) + 1,
+               max(x for x, _ in corners) - 1, max(y for _, y in corners) - 1)
+              if corners else (-1e9, -1e9, 1e9, 1e9))
+    for layer in layers:
+        members = [layer_head(str(layer["id"]))] + [names[n] for n in layer.get("nodes") or []
+                                                    if n in names]
+        boxes = [spans[m] for m in members if m in spans]
+        if not boxes:
+            continue
+        x0 = max(min(b[0] for b in boxes) - pad, inside[0])
+        y0 = max(min(b[1] for b in boxes) - pad, inside[1])
+        x1 = min(max(b[2] for b in boxes) + pad, inside[2])
+        y1 = min(max(b[3] for b in boxes) + pad, inside[3])
+        title = html.escape(readable(str(layer.get("label", "")).split("\n")[0]))
+        frames.append(f'<g id="fold_{html.escape(str(layer["id"]))}" class="cluster autograd-fold '
+                      f'autograd-layer-frame">\n<title>{title}</title>\n'
+                      f'<path fill="none" stroke="black" stroke-dasharray="5,2" '
+                      f'd="M{x0:.2f},{y0:.2f} L{x1:.2f},{y0:.2f} L{x1:.2f},{y1:.2f} '
+                      f'L{x0:.2f},{y1:.2f} Z"/>\n</g>')
+    # behind everything: after the graph's background
+    at = svg.find("\n", svg.find("<polygon", graph_at)) + 1
+    return svg[:at] + "\n".join(frames) + "\n" + svg[at:]
 
 
 def check_rankdir(rankdir: str) -> str:
@@ -477,7 +583,8 @@ def decorate_svg(svg: str, model: GraphModel) -> str:
     # one `→` or `…` would make Python store the whole string at 2 bytes a character:
     # as character references the SVG reads the same and costs half the memory in every
     # result kept in Out
-    return "\n".join(out).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    svg = layer_frames("\n".join(out), model)
+    return svg.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 
 def _decorate_group(group: list[str], by_name: dict[str, dict[str, Any]],

@@ -1,7 +1,8 @@
 """Issue 17's collapsed drawing in a real browser (JupyterLab 4, headless Chromium,
 1400x900, file browser open, light and dark theme): the demo's MLP over 100 moons points
 drawn as its neurons, the hover's chain rule at the collapsed level, a click that expands a
-neuron in place through the kernel and a click on its frame that folds it, nothing
+neuron in place through the kernel and a click on its frame that folds it, a layer's
+neurons in order and folded into one box by a click on the layer's frame, nothing
 clipped. Screenshots go to tests/artifacts/; the light one with a neuron expanded also to
 docs/collapsed.png (the README's picture). The hover and expand times are printed (run
 with -s to see them), never asserted."""
@@ -113,7 +114,7 @@ def test_collapsed_mlp_expands_and_folds(jupyter: Server, session: Session,  # n
     # click: the neuron's scalar graph in place, in a frame; its weights are Values
     started = time.perf_counter()
     box(widget, "model.layers[0].neurons[4]").click()
-    frame = widget.locator("svg g.cluster[id^='fold_']")
+    frame = widget.locator("svg g.cluster:not(.autograd-layer-frame)")
     expect(frame).to_have_count(1)
     expand_s = time.perf_counter() - started
     expect(widget).not_to_have_attribute("data-expanding", re.compile(".*"))
@@ -149,6 +150,34 @@ def test_collapsed_mlp_expands_and_folds(jupyter: Server, session: Session,  # n
     frame.locator("text").first.click()
     expect(frame).to_have_count(0)
     expect(boxes).to_have_count(36)
+
+    # a layer's neurons stand in order, neurons[0] on top, in a frame whose heading folds
+    # the layer into one box; a click on that box shows its neurons again
+    tops = [box(widget, f"model.layers[0].neurons[{j}]").bounding_box()["y"] for j in range(16)]
+    assert tops == sorted(tops), tops
+    layer_frames = widget.locator("svg g.autograd-layer-frame")
+    expect(layer_frames).to_have_count(2)
+    head = widget.locator("svg g.autograd-layer-head", has_text="model.layers[0] · 16 neurons")
+    head.click()
+    expect(layer_frames).to_have_count(1)
+    expect(boxes).to_have_count(36 - 16 + 1)
+    layer = box(widget, "model.layers[0]")
+    expect(layer).to_have_count(1)
+    layer.hover()
+    expect(explain).to_contain_text("16 neurons folded into one box")
+    expect(explain).to_contain_text("click to show its neurons")
+    widget.locator("button[data-action='fit']").click()
+    check_widgets_fit(page, NAME)
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"collapsed-layer-folded-{tag}.png"), scale="css")
+    layer.click()
+    expect(layer_frames).to_have_count(2)
+    expect(boxes).to_have_count(36)
+    # and the frame itself folds it too (its corner above the heading: no box, no edge)
+    frame_box = layer_frames.first.bounding_box()
+    page.mouse.click(frame_box["x"] + frame_box["width"] - 4, frame_box["y"] + 3)
+    expect(layer_frames).to_have_count(1)
+    expect(boxes).to_have_count(21)
     print(f"\n{tag}: hover {hover_ms:.1f} ms (target <= 50), click to expanded drawing "
           f"{expand_s * 1000:.0f} ms (kernel + layout + redraw)")
     assert our_errors(session.errors) == [], session.errors

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from cells import DEMO_LOSS, LECTURE, LECTURE_GRADS, run_autograd
@@ -14,6 +15,7 @@ from test_engine_nn import make_moons
 
 from engine.nn import MLP
 from micrograd_magics.collapse import MAX_BOXES
+from micrograd_magics.render import render_svg
 from micrograd_magics.result import BUNDLE_BUDGET
 
 DEMO = DEMO_LOSS
@@ -100,7 +102,10 @@ def test_demo_payload_and_box_cap(demo) -> None:  # noqa: ANN001
     result, _, _ = demo
     bundle = result._repr_mimebundle_()
     assert len(json.dumps(bundle)) <= BUNDLE_BUDGET
-    assert "image/svg+xml" in bundle and 'id="fold_' not in bundle["image/svg+xml"]
+    svg = bundle["image/svg+xml"]
+    # no box is expanded: the only frames are the two hidden layers', to fold them
+    assert re.findall(r'<g id="fold_(\w+)"', svg) == [f["id"] for f in result.drawn_graph["layers"]]
+    assert len(result.drawn_graph["layers"]) == 2
     assert result.drawn_graph["collapsed"]["boxes"] <= MAX_BOXES
     assert "drawn collapsed: " in bundle["text/plain"]
 
@@ -132,7 +137,7 @@ def test_expand_one_neuron_in_place_and_fold(demo) -> None:  # noqa: ANN001
         assert final[node["id"]] == pytest.approx(node["grad"], rel=1e-12, abs=1e-15), node["name"]
     result.expand(gid)  # again: folded
     assert result.drawn_graph["nodes"] == before["nodes"]
-    assert 'id="fold_' not in result.svg
+    assert f'id="fold_{gid}"' not in result.svg
     # a first-layer neuron shows the data point it was called on, x[0] and x[1]
     result.expand("model.layers[0].neurons[5]")
     shown = boxes_of(result.drawn_graph)
@@ -143,6 +148,67 @@ def test_expand_one_neuron_in_place_and_fold(demo) -> None:  # noqa: ANN001
         result.expand("nope")
     with pytest.raises(ValueError, match="more than 200 to expand"):
         result.expand("sum(losses)")
+
+
+def layer_order(svg: str, layer: str) -> list[int]:
+    """The neuron numbers of a layer's boxes, top to bottom in the drawing."""
+    found = []
+    for group in re.finditer(r'<g id="[^"]+" class="node[^"]*"[^>]*>(.*?)</g>', svg, re.S):
+        name = re.search(rf">{re.escape(layer)}\.neurons\[(\d+)\]<", group[1])
+        if name:
+            y = min(float(v) for v in re.findall(r' y="([-\d.]+)"', group[1]))
+            found.append((y, int(name[1])))
+    return [k for _, k in sorted(found)]
+
+
+@pytest.mark.parametrize("renderer", ["dot", "graphviz-pure"])
+def test_a_layers_neurons_stand_in_order(demo, renderer) -> None:  # noqa: ANN001
+    result, _, _ = demo
+    rendered = render_svg(result.drawn_graph, renderer=renderer)
+    for layer in ("model.layers[0]", "model.layers[1]"):
+        assert layer_order(rendered.svg, layer) == list(range(16)), (renderer, layer)
+
+
+def test_a_layer_folds_into_one_box_and_unfolds(demo) -> None:  # noqa: ANN001
+    result, model, _ = demo
+    before = result.drawn_graph
+    frame = next(f for f in before["layers"] if f["nodes"][0] == boxes_of(before)[
+        "model.layers[0].neurons[0]"]["id"])
+    assert len(frame["nodes"]) == 16 and frame["label"].startswith("model.layers[0] · 16 neurons")
+    result.expand("model.layers[0].neurons[2]")  # an expanded neuron folds with its layer
+    result.expand(frame["id"])  # what a click on the layer's frame sends
+    folded = result.drawn_graph
+    boxes = boxes_of(folded)
+    assert not any(name.startswith("model.layers[0].") for name in boxes)
+    layer = boxes["model.layers[0]"]
+    assert layer["id"] == frame["id"] and layer["collapsed"]["kind"] == "layer"
+    assert layer["collapsed"]["count"] == 16 and layer["collapsed"]["expandable"]
+    assert layer["summary"].startswith("16 neurons × 100 inputs")
+    grads = [p.grad for n in model.layers[0].neurons for p in n.parameters()]
+    assert f"[{min(grads):.4f}, {max(grads):.4f}]" in layer["summary"]
+    # the box shows neurons[0] on input 0, as its hover says, with each neuron's numbers
+    assert layer["grad"] == before["nodes"][[n["id"] for n in before["nodes"]].index(
+        frame["nodes"][0])]["grad"]
+    assert any("16 neurons folded into one box" in line for line in layer["explain"])
+    scores = [ln for ln in layer["explain"] if ln.startswith("  model.layers[0].neurons[")]
+    assert len(scores) == 8  # the first eight neurons, then "… and 8 more"
+    assert sum(n["collapsed"]["nodes"] for n in before["nodes"] if n["id"] in frame["nodes"]) \
+        == layer["collapsed"]["nodes"]
+    # one edge from the layer to each neuron it feeds; every node still in one box
+    fed = [e["target"] for e in folded["edges"] if e["source"] == layer["id"]]
+    assert sorted(fed) == sorted(boxes[f"model.layers[1].neurons[{j}]"]["id"] for j in range(16))
+    held = sum(b.get("collapsed", {}).get("nodes", 1) for b in folded["nodes"])
+    assert held == folded["node_count"]
+    assert [f["label"].split(" ·")[0] for f in folded["layers"]] == ["model.layers[1]"]
+    assert f'id="fold_{frame["id"]}"' not in result.svg
+    final = replayed(folded)  # the step-through still ends on every grad shown
+    for node in folded["nodes"]:
+        assert final[node["id"]] == pytest.approx(node["grad"], rel=1e-12, abs=1e-15), node["name"]
+    with pytest.raises(ValueError, match="is folded into model.layers\\[0\\]"):
+        result.expand("model.layers[0].neurons[3]")
+    result.expand("model.layers[0]")  # a click on the layer's box: its neurons again
+    assert result.drawn_graph["nodes"] == before["nodes"]
+    assert layer_order(result.svg, "model.layers[0]") == list(range(16))
 
 
 def test_widget_message_expands_a_box(demo) -> None:  # noqa: ANN001
@@ -197,6 +263,10 @@ def test_any_big_graph_stays_under_the_box_cap(ip) -> None:  # noqa: ANN001
     assert drawn["collapsed"]["boxes"] <= MAX_BOXES
     layer = boxes_of(drawn)["wide.layers[0]"]
     assert layer["collapsed"]["kind"] == "layer" and layer["collapsed"]["count"] == 700
+    assert not layer["collapsed"]["expandable"]  # 700 neuron boxes would pass the cap
+    with pytest.raises(ValueError, match="700 neurons: drawn one by one the drawing would "
+                                         "have 7.. boxes, more than 600"):
+        result.expand("wide.layers[0]")
 
 
 def test_collapse_and_expand_options(ip) -> None:  # noqa: ANN001

@@ -59,7 +59,7 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const PT_TO_PX = 4 / 3;
 const HINT = "Hover a node for its chain-rule step; click it to highlight its paths to the root.";
-const COLLAPSED_HINT = "Hover a box for the chain rule at its level; click a box to expand it into its nodes, click its frame to fold it.";
+const COLLAPSED_HINT = "Hover a box for the chain rule at its level; click a box to expand it (a neuron into its nodes, a layer into its neurons), click a frame to fold it again (a layer's frame folds the layer into one box).";
 
 /** A number as the graph shows it: the same rule as Python's graph.format_number. */
 export function formatNumber(x, precision) {
@@ -233,6 +233,8 @@ function render({ model, el }) {
   const precision = () => (Number.isInteger(graph.precision) ? graph.precision : 4);
   const fmt = (x) => formatNumber(x, precision());
   const name = (id) => (nodes.get(id) || {}).name || id;
+  /** ` (*)`: the op of a step's node; nothing for a box of many nodes, which has none */
+  const opOf = (id) => ((nodes.get(id) || {}).symbol ? ` (${nodes.get(id).symbol})` : "");
 
   /** The model changed but not its shape (a set from the kernel): new numbers, same SVG,
    * same layout, zoom and scroll. */
@@ -278,7 +280,7 @@ function render({ model, el }) {
     svgEl = parseSvg(model.get("svg") || "");
     groups = new Map();
     edges = [];
-    const clicked = root.dataset.expanding !== undefined; // a box expanded by a click here
+    const clicked = root.dataset.expanding; // the box a click here expanded, if one did
     delete root.dataset.expanding;
     root.dataset.collapsed = graph.collapsed ? "1" : "0";
     if (svgEl) {
@@ -328,17 +330,18 @@ function render({ model, el }) {
     fitting = true;
     layout();
     requestAnimationFrame(layout); // once the output area has its width
-    if (clicked) requestAnimationFrame(() => requestAnimationFrame(showFrame));
+    if (clicked) requestAnimationFrame(() => requestAnimationFrame(() => showFrame(clicked)));
   }
 
-  /** After a click expanded a box: its frame at a readable zoom, in view (the whole
-   * drawing is one "fit" away). */
+  /** After a click expanded a box (a neuron into its nodes, a layer into its neurons):
+   * its frame at a readable zoom, in view (the whole drawing is one "fit" away). */
   const READABLE = 0.6;
-  function showFrame() {
-    const frames = svgEl ? [...svgEl.querySelectorAll("g.cluster[id^='fold_']")] : [];
-    if (!frames.length || scale >= READABLE) return;
+  function showFrame(id) {
+    const shown = svgEl && [...svgEl.querySelectorAll("g.cluster[id^='fold_']")]
+      .find((g) => g.id === `fold_${id}`);
+    if (!shown || scale >= READABLE) return;
     zoomTo(READABLE);
-    const frame = frames[frames.length - 1].getBoundingClientRect();
+    const frame = shown.getBoundingClientRect();
     const view = viewport.getBoundingClientRect();
     viewport.scrollLeft += frame.left - view.left - 8;
     viewport.scrollTop += frame.top - view.top - 8;
@@ -401,7 +404,7 @@ function render({ model, el }) {
     }
     caption.textContent = entry.seed
       ? `step ${k} / ${count}: seed ${entry.rule}`
-      : `step ${k} / ${count}: backward through ${name(entry.node)} (${(nodes.get(entry.node) || {}).symbol || ""}): ${entry.rule}`;
+      : `step ${k} / ${count}: backward through ${name(entry.node)}${opOf(entry.node)}: ${entry.rule}`;
     const twice = new Set(graph.reached_twice || []);
     for (const u of entry.updates || []) {
       const line = h("div", { class: "autograd-formula" }, u.formula || "");
@@ -543,6 +546,11 @@ function render({ model, el }) {
       toKernel("fold", frame.id.slice(5), "folding");
       return;
     }
+    const head = !g && event.target.closest && event.target.closest("g.autograd-layer-head");
+    if (head) { // a layer's heading, in its frame: folds the layer too
+      toKernel("fold", head.id.slice(5), "folding");
+      return;
+    }
     const next = id && id !== (model.get("selected") || "") ? id : "";
     model.set("selected", next);
     model.save_changes();
@@ -575,12 +583,21 @@ function render({ model, el }) {
     return width > 0 && natural.width > 0 ? Math.min(1, width / natural.width) : 1;
   }
 
+  /** A collapsed drawing is the whole network: "fit" shows all of it, its height too
+   * (the viewport's CSS max-height); any other follows the width and scrolls down. */
+  function fitScale() {
+    const wide = fitWidth();
+    if (!graph.collapsed) return wide;
+    const room = parseFloat(getComputedStyle(viewport).maxHeight) - PAD;
+    return room > 0 && natural.height > 0 ? Math.min(wide, room / natural.height) : wide;
+  }
+
   function fit() {
     fitting = true;
     root.dataset.fit = "1";
-    setScale(fitWidth());
+    setScale(fitScale());
     // a vertical scrollbar that appeared with this scale takes width: fit once more
-    if (viewport.scrollWidth > viewport.clientWidth + 1) setScale(fitWidth());
+    if (viewport.scrollWidth > viewport.clientWidth + 1) setScale(fitScale());
   }
 
   function zoomTo(next, anchor) {
