@@ -57,6 +57,9 @@ SUM_MIN = 8
 """A chain of at least this many unnamed `+` is drawn as one Σ box."""
 ROLL_MIN = 6
 """A name with at least this many versions (`y#1 … y#5, y`) rolls up into a block."""
+WORK_COUNTED = 5_000
+"""A named box of at most this many nodes gets the counts of its unnamed work on the edges
+into it (a bigger one says how many it holds)."""
 EXPAND_MAX = 200
 """Scalar nodes a box shows when expanded; a bigger group is not expanded."""
 COLUMN_INPUTS = 4
@@ -583,6 +586,7 @@ class CollapsedView:
                 edges.append({"source": source, "target": target})
         for edge in edges:
             records[edge["target"]]["parents"].append(edge["source"])
+        self._count_work(edges, unit)
         for target, read in readers.items():
             record = records[target]
             note = f"reads {len(read):,} parameters"
@@ -606,6 +610,33 @@ class CollapsedView:
         model["collapsed"]["boxes"] = self.boxes(model)
         self.expand_seconds = time.perf_counter() - started
         return model
+
+    def _count_work(self, edges: list[dict[str, Any]], unit: dict[int, str]) -> None:
+        """A box of the cell's names holds the unnamed work behind its Value: on each edge
+        into it, `count` is how many of those nodes lie on a path from the edge's source
+        (`loss#4 -> loss#5` through `+` alone: none; `pred#5 -> loss#5` through `-` and
+        `**2`: 2)."""
+        into: dict[str, list[dict[str, Any]]] = {}
+        for edge in edges:
+            into.setdefault(edge["target"], []).append(edge)
+        for target, ins in into.items():
+            group = self.by_gid.get(target)
+            if group is None or group.kind != "named" or not 1 < len(group.nodes) <= WORK_COUNTED:
+                continue
+            members = {id(n) for n in group.nodes}
+            sources: dict[int, set[str]] = {}
+            for node in group.nodes:  # in graph order: parents first
+                found: set[str] = set()
+                for parent in node._prev:
+                    if id(parent) in members:
+                        found |= sources.get(id(parent), set())
+                    elif id(parent) in unit:
+                        found.add(unit[id(parent)])
+                sources[id(node)] = found
+            counts = Counter(source for node in group.nodes if node is not group.out
+                             for source in sources[id(node)])
+            for edge in ins:
+                edge["count"] = counts.get(edge["source"], 0)
 
     def _layer_columns(self, unit: dict[int, str]
                        ) -> tuple[list[list[str]], list[dict[str, Any]]]:
@@ -673,7 +704,9 @@ class CollapsedView:
             return f"× {group.count:,} steps"
         if group.kind == "more":
             return "folded to keep the drawing small"
-        return f"+ {len(group.nodes) - 1:,} unnamed nodes"
+        # a named Value's own work: counted on the edges into it, unless too big to count
+        big = len(group.nodes) > WORK_COUNTED
+        return f"+ {len(group.nodes) - 1:,} unnamed nodes" if big else ""
 
     def _scalar_record(self, node: Value, records: dict[str, dict[str, Any]],
                        unit: dict[int, str], params: dict[int, str]) -> dict[str, Any]:
@@ -738,6 +771,9 @@ class CollapsedView:
             lines.append(f"{group.count:,} steps rolled up; per step (data, grad):")
         elif group.kind == "inputs":
             lines.append(f"{group.count:,} input values (data, grad):")
+        elif group.kind == "named" and len(group.nodes) > 1:
+            lines.append(f"{group.name} and the {len(group.nodes) - 1:,} unnamed nodes of the "
+                         f"work behind it; each edge into it says how many lie on its path")
         elif group.kind == "layer":
             first = group.members[0] if group.members else group
             on = " on input 0" if len(first.calls) > 1 else ""

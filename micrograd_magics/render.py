@@ -282,6 +282,10 @@ def to_dot(model: GraphModel, rankdir: str = "LR") -> str:
         seen[pair] = count + 1
         if count:  # a second edge between the same pair (x * x): its own id
             dot.edge(*pair, id=f"e_{pair[0]}_{pair[1]}_{count}")
+        elif edge.get("count"):  # collapse.py: the unnamed nodes this edge stands for
+            work = int(edge["count"])
+            dot.edge(*pair, label=f"{work:,} node{'s' if work > 1 else ''}", fontsize="9",
+                     fontname=FONT, _attributes={"class": "autograd-work"})
         else:
             plain.append(pair)
     dot.edges(plain)

@@ -245,6 +245,42 @@ def test_loop_rolls_up_into_one_block(ip) -> None:  # noqa: ANN001
     assert len(json.dumps(result._repr_mimebundle_())) <= BUNDLE_BUDGET
 
 
+PREDICTIONS = """\
+import random
+rng = random.Random(0)
+data = [(rng.uniform(-2, 2), rng.uniform(-1, 1)) for _ in range(60)]
+w1 = 0.3
+w2 = -0.5
+b = 0.1
+loss = 0.0
+for x, y in data:
+    pred = tanh(w1*x + w2*x**2 + b)
+    loss = loss + (pred - y)**2"""
+
+
+def test_named_boxes_count_their_unnamed_work_on_the_edges_into_them(ip) -> None:  # noqa: ANN001
+    result = run_autograd(ip, PREDICTIONS)
+    drawn = result.drawn_graph
+    boxes = boxes_of(drawn)
+    # pred = tanh(w1*x + w2*x**2 + b): w1*x, the first +, the second + lie between w1
+    # and pred's tanh; w2*x**2 and the two + between w2 and it; the last + after b
+    pred = boxes["pred#1"]
+    assert pred["collapsed"]["kind"] == "named" and pred["collapsed"]["nodes"] == 5
+    assert pred["summary"] == ""  # the count is on the edges, not on the box
+    counts = {boxes_of_id(drawn)[e["source"]]["name"]: e["count"] for e in drawn["edges"]
+              if e["target"] == pred["id"]}
+    assert counts == {"w1": 3, "w2": 3, "b": 1}
+    assert any("4 unnamed nodes" in line for line in pred["explain"])
+    assert pred["grad"] == pytest.approx(result.grads["pred#1"], rel=1e-12)
+    work = re.findall(r'<g id="[^"]*" class="edge autograd(?:-|&#45;)work"[^>]*>.*?>(\d+) nodes?<',
+                      result.svg, re.S)
+    assert sorted(set(map(int, work))) == [1, 3]
+
+
+def boxes_of_id(model: dict) -> dict[str, dict]:
+    return {n["id"]: n for n in model["nodes"]}
+
+
 def test_any_big_graph_stays_under_the_box_cap(ip) -> None:  # noqa: ANN001
     # 1,500 different names: nothing to roll up, so the middle folds into one block
     lines = ["a = 1.5", "v0 = a * 2"] + [f"v{i} = v{i - 1} * a + {i}" for i in range(1, 1500)]
