@@ -176,9 +176,9 @@ class Grouping:
         return self.names.get(id(node), node.label)
 
     def _claim(self, group: Group, nodes: Iterable[Value]) -> None:
-        for node in nodes:
-            self.owner[id(node)] = group
-            group.nodes.append(node)
+        nodes = list(nodes)
+        self.owner.update(dict.fromkeys(map(id, nodes), group))
+        group.nodes.extend(nodes)
 
     def _neurons(self, calls: list[tuple[Module, Sequence, object]], ns: dict[str, Any]) -> None:
         paths, layers = module_paths(ns, calls)
@@ -286,7 +286,7 @@ class Grouping:
         members: list[list[Value]] = []
         taken: dict[int, int] = {}
         for node in self.order:
-            if id(node) in owner or not (node.label or node is root):
+            if not (node.label or node is root) or id(node) in owner:
                 continue
             k = len(heads)
             heads.append(node)
@@ -295,9 +295,12 @@ class Grouping:
             todo = [node._a, node._b]
             while todo:
                 n = todo.pop()
-                if n is None or n.label or id(n) in taken or id(n) in owner:
+                if n is None or n.label:
                     continue
-                taken[id(n)] = k
+                i = id(n)
+                if i in taken or i in owner:
+                    continue
+                taken[i] = k
                 mine.append(n)
                 if n._a is not None:
                     todo.append(n._a)
@@ -315,7 +318,8 @@ class Grouping:
             block = Group("steps", f"{self.name_of(first)} … {self.name_of(last)}", last,
                           count=len(middle), outs=[heads[k] for k in middle])
             nodes = [n for k in middle for n in members[k]]
-            nodes.sort(key=lambda n: pos[id(n)])
+            if len(nodes) <= EXPAND_MAX:  # graph order for its expansion; 10**5 steps have none
+                nodes.sort(key=lambda n: pos[id(n)])
             self._claim(block, nodes)
             self.groups.append(block)
             rolled.update(middle)
@@ -517,8 +521,7 @@ class CollapsedView:
         started = time.perf_counter()
         unit: dict[int, str] = {}  # id(node) -> the id of the box it is drawn in
         for group in self.groups:
-            for node in group.nodes:
-                unit[id(node)] = group.gid
+            unit.update(dict.fromkeys(map(id, group.nodes), group.gid))
         scalar: list[Value] = list(self.loose)
         clusters = []
         for gid in sorted(self.expanded, key=lambda g: self.pos[id(self.by_gid[g].out)]):
@@ -558,20 +561,24 @@ class CollapsedView:
                  rid for rid, r in records.items()}
         made: dict[str, dict[str, list[float]]] = {}
         for node in self.order:
+            if node._a is None:
+                continue
             target = unit.get(id(node))
             for parent in (node._a, node._b):
                 if parent is None:
                     break
+                source = unit.get(id(parent))
+                if source == target:  # inside one box (the node a box shows is in it)
+                    continue
                 rid = shown.get(id(parent))
-                if rid is not None and rid != target:
+                if rid is not None:
                     for p, local, contribution in contributions(node):
                         if p is parent:
                             total = made.setdefault(rid, {}).setdefault(target, [0.0, 0.0])
                             total[0] = local
                             total[1] += contribution
                             break
-                source = unit.get(id(parent))
-                if source == target or source not in records or target not in records:
+                if source not in records or target not in records:
                     continue
                 if id(parent) in hidden and target not in framed:
                     readers.setdefault(target, set()).add(id(parent))
@@ -785,9 +792,10 @@ class CollapsedView:
                 lines.append(f"  … and {len(group.members) - SHOWN_INPUTS} more")
         outs = group.outs if group.kind != "layer" else []
         if len(outs) > 1:
-            picked = list(enumerate(outs))
-            if len(picked) > SHOWN_INPUTS:
-                picked = picked[:SHOWN_INPUTS - 2] + [(-1, None)] + picked[-2:]
+            picked: list[tuple[int, Value | None]] = list(enumerate(outs[:SHOWN_INPUTS]))
+            if len(outs) > SHOWN_INPUTS:  # a loop's 10**5 steps: the first and the last
+                picked = (picked[:SHOWN_INPUTS - 2] + [(-1, None)]
+                          + [(len(outs) - 2, outs[-2]), (len(outs) - 1, outs[-1])])
             for k, out in picked:
                 lines.append("  …" if out is None else f"  [{k}] {fmt(out.data)}, {fmt(out.grad)}")
         if group.params:
