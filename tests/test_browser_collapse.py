@@ -187,15 +187,17 @@ def save_docs_image(page: Page, widget: Locator) -> None:
     """The widget with one neuron expanded -> artifacts and docs/collapsed.png."""
     area = widget.bounding_box()
     hover = widget.locator(".autograd-explain").bounding_box()
+    status = page.locator("#jp-main-statusbar").bounding_box()
     assert area is not None and area["width"] > 300 and area["height"] > 100, area
-    assert hover is not None
+    assert hover is not None and status is not None
     margin = 8
     path = ARTIFACTS / "collapsed-widget.png"
-    # the toolbar, the drawing and the hover box; not the leaves table below them
+    # the toolbar, the drawing and the hover box's first lines; not the leaves table below
+    # them, nor JupyterLab's status bar under the notebook
+    bottom = min(hover["y"] + hover["height"], hover["y"] + 120, status["y"] - margin)
     page.screenshot(path=str(path), clip={
         "x": max(area["x"] - margin, 0), "y": max(area["y"] - margin, 0),
-        "width": area["width"] + 2 * margin,
-        "height": hover["y"] + hover["height"] - area["y"] + 2 * margin})
+        "width": area["width"] + 2 * margin, "height": bottom - area["y"] + margin})
     if not same_picture(path, DOCS_IMAGE):
         DOCS_IMAGE.parent.mkdir(exist_ok=True)
         shutil.copy(path, DOCS_IMAGE)
