@@ -448,6 +448,7 @@ class CollapsedView:
         for k, layer in enumerate(self.layers):
             layer.gid = f"gl{k}"
         self.by_gid = {g.gid: g for g in boxes + self.layers}
+        self._crossing = self._crossing_nodes(boxes)
         self.expanded: set[str] = set()
         self.root_name = in_formula(grouping.name_of(root) or "root")
         self.expand_seconds = 0.0
@@ -455,6 +456,25 @@ class CollapsedView:
 
     def fmt(self, x: float) -> str:
         return format_number(jsonable(x), self.precision)
+
+    def _crossing_nodes(self, boxes: list[Group]) -> list[Value]:
+        """The nodes with a parent in another box than theirs, boxes as finely cut as the
+        drawing can be (every neuron its own box): only they can make an edge or a share
+        between boxes, and a model built after a click reads them instead of the whole
+        graph. (Expanding a box cuts it finer: its nodes are read as well, see model.)"""
+        base: dict[int, object] = {}
+        for group in boxes:
+            base.update(dict.fromkeys(map(id, group.nodes), group))
+        crossing = []
+        for node in self.order:
+            a = node._a
+            if a is None:
+                continue
+            mine = base.get(id(node), node)
+            if base.get(id(a), a) is not mine or (
+                    node._b is not None and base.get(id(node._b), node._b) is not mine):
+                crossing.append(node)
+        return crossing
 
     def boxes(self, model: GraphModel | None = None) -> int:
         model = model or self.model()
@@ -560,17 +580,23 @@ class CollapsedView:
         shown = {id(self.by_gid[rid].out) if rid[0] == "g" else id(self.order[r["position"]]):
                  rid for rid, r in records.items()}
         made: dict[str, dict[str, list[float]]] = {}
-        for node in self.order:
-            if node._a is None:
+        read = self._crossing
+        if self.expanded:
+            inside = {id(n): n for gid in self.expanded for n in self.by_gid[gid].nodes}
+            inside.update((id(n), n) for n in read)
+            read = sorted(inside.values(), key=lambda n: self.pos[id(n)])
+        unit_of, shown_by = unit.get, shown.get
+        for node in read:
+            a, b = node._a, node._b
+            if a is None:
                 continue
-            target = unit.get(id(node))
-            for parent in (node._a, node._b):
-                if parent is None:
-                    break
-                source = unit.get(id(parent))
+            target = unit_of(id(node))
+            for parent in (a,) if b is None else (a, b):
+                pid = id(parent)
+                source = unit_of(pid)
                 if source == target:  # inside one box (the node a box shows is in it)
                     continue
-                rid = shown.get(id(parent))
+                rid = shown_by(pid)
                 if rid is not None:
                     for p, local, contribution in contributions(node):
                         if p is parent:
@@ -580,11 +606,11 @@ class CollapsedView:
                             break
                 if source not in records or target not in records:
                     continue
-                if id(parent) in hidden and target not in framed:
-                    readers.setdefault(target, set()).add(id(parent))
+                if pid in hidden and target not in framed:
+                    readers.setdefault(target, set()).add(pid)
                     continue
-                if id(parent) in points and target not in framed:
-                    source = self.grouping.owner[id(parent)].gid  # the rest read the inputs box
+                if pid in points and target not in framed:
+                    source = self.grouping.owner[pid].gid  # the rest read the inputs box
                 scalar_target = target[0] == "n"
                 pair = (source, target)
                 if pair in pairs and not scalar_target:
