@@ -423,6 +423,31 @@ def box_count(groups: list[Group], loose: list[Value]) -> int:
 
 # --- the view: groups -> model, expanded in place on request -------------------------------
 
+class Links:
+    """The links (node, parent) from one box (`source`) into another (`target`): those
+    whose parent is the node a box can show (`outs`: it gets a share), the ids of the
+    neurons' parameters they read (`hidden`: no edge is drawn for those), and how many
+    are plain edges."""
+
+    __slots__ = ("source", "target", "links", "outs", "hidden", "plain")
+
+    def __init__(self, source: object, target: object) -> None:
+        self.source, self.target = source, target
+        self.links: list[tuple[Value, Value]] = []
+        self.outs: list[tuple[Value, Value]] = []
+        self.hidden: set[int] = set()
+        self.plain = 0
+
+    def add(self, node: Value, parent: Value, is_out: bool, is_hidden: bool) -> None:
+        self.links.append((node, parent))
+        if is_out:
+            self.outs.append((node, parent))
+        if is_hidden:
+            self.hidden.add(id(parent))
+        else:
+            self.plain += 1
+
+
 class CollapsedView:
     """The collapsed drawing of one graph, kept in the kernel so a box can be expanded.
 
@@ -448,7 +473,7 @@ class CollapsedView:
         for k, layer in enumerate(self.layers):
             layer.gid = f"gl{k}"
         self.by_gid = {g.gid: g for g in boxes + self.layers}
-        self._crossing = self._crossing_nodes(boxes)
+        self._base, self._links = self._links_between(boxes)
         self.expanded: set[str] = set()
         self.root_name = in_formula(grouping.name_of(root) or "root")
         self.expand_seconds = 0.0
@@ -457,24 +482,34 @@ class CollapsedView:
     def fmt(self, x: float) -> str:
         return format_number(jsonable(x), self.precision)
 
-    def _crossing_nodes(self, boxes: list[Group]) -> list[Value]:
-        """The nodes with a parent in another box than theirs, boxes as finely cut as the
-        drawing can be (every neuron its own box): only they can make an edge or a share
-        between boxes, and a model built after a click reads them instead of the whole
-        graph. (Expanding a box cuts it finer: its nodes are read as well, see model.)"""
-        base: dict[int, object] = {}
+    def _links_between(self, boxes: list[Group]
+                       ) -> tuple[dict[int, Group], dict[tuple[int, int], Links]]:
+        """The boxes as finely cut as the drawing can be (every neuron its own box, each
+        loose node its own): id(node) -> its box, and the links (node, parent) from one
+        box into another, by the pair of boxes, in graph order. Only links make edges and
+        shares between boxes, and a model built after a click reads the pairs instead of
+        every node. (Expanding a box cuts it finer: see model.)"""
+        base: dict[int, Group] = {}
         for group in boxes:
             base.update(dict.fromkeys(map(id, group.nodes), group))
-        crossing = []
+        outs = {id(g.out) for g in boxes} | {id(n) for n in self.loose}
+        hidden = {id(p) for g in boxes if g.kind == "neuron" for _, p in g.params}
+        links: dict[tuple[int, int], Links] = {}
         for node in self.order:
             a = node._a
             if a is None:
                 continue
             mine = base.get(id(node), node)
-            if base.get(id(a), a) is not mine or (
-                    node._b is not None and base.get(id(node._b), node._b) is not mine):
-                crossing.append(node)
-        return crossing
+            for parent in (a,) if node._b is None else (a, node._b):
+                theirs = base.get(id(parent), parent)
+                if theirs is mine:
+                    continue
+                key = (id(theirs), id(mine))
+                link = links.get(key)
+                if link is None:
+                    link = links[key] = Links(theirs, mine)
+                link.add(node, parent, id(parent) in outs, id(parent) in hidden)
+        return base, links
 
     def boxes(self, model: GraphModel | None = None) -> int:
         model = model or self.model()
@@ -572,51 +607,78 @@ class CollapsedView:
                   and getattr(self.grouping.owner.get(id(v)), "kind", "") == "inputs"}
         # a folded neuron's parameters read elsewhere (the L2 term's p*p) are not drawn
         # as edges: one from every neuron to the regulariser would cross the whole drawing
-        hidden = {id(p) for g in self.groups if g.kind in ("neuron", "layer")
-                  for _, p in g.params}
+        link_hidden = {id(p) for g in self.groups if g.kind in ("neuron", "layer")
+                       for _, p in g.params}
         readers: dict[str, set[int]] = {}
-        edges, pairs = [], set()
+        edges: list[dict[str, str]] = []
+        pairs: set[tuple[str, str]] = set()
         # the node each box shows: its grad is made of the shares of the boxes using it
         shown = {id(self.by_gid[rid].out) if rid[0] == "g" else id(self.order[r["position"]]):
                  rid for rid, r in records.items()}
         made: dict[str, dict[str, list[float]]] = {}
-        read = self._crossing
-        if self.expanded:
-            inside = {id(n): n for gid in self.expanded for n in self.by_gid[gid].nodes}
-            inside.update((id(n), n) for n in read)
-            read = sorted(inside.values(), key=lambda n: self.pos[id(n)])
-        unit_of, shown_by = unit.get, shown.get
-        for node in read:
-            a, b = node._a, node._b
-            if a is None:
-                continue
-            target = unit_of(id(node))
-            for parent in (a,) if b is None else (a, b):
-                pid = id(parent)
-                source = unit_of(pid)
-                if source == target:  # inside one box (the node a box shows is in it)
-                    continue
-                rid = shown_by(pid)
-                if rid is not None:
-                    for p, local, contribution in contributions(node):
-                        if p is parent:
-                            total = made.setdefault(rid, {}).setdefault(target, [0.0, 0.0])
-                            total[0] = local
-                            total[1] += contribution
-                            break
-                if source not in records or target not in records:
-                    continue
-                if pid in hidden and target not in framed:
-                    readers.setdefault(target, set()).add(pid)
-                    continue
-                if pid in points and target not in framed:
-                    source = self.grouping.owner[pid].gid  # the rest read the inputs box
-                scalar_target = target[0] == "n"
-                pair = (source, target)
-                if pair in pairs and not scalar_target:
-                    continue
-                pairs.add(pair)
+
+        def share(node: Value, parent: Value, rid: str, target: str) -> None:
+            for p, local, contribution in contributions(node):
+                if p is parent:
+                    total = made.setdefault(rid, {}).setdefault(target, [0.0, 0.0])
+                    total[0] = local
+                    total[1] += contribution
+                    return
+
+        def edge(source: str, target: str) -> None:
+            if target[0] == "n" or (source, target) not in pairs:  # x * x: two edges
+                pairs.add((source, target))
                 edges.append({"source": source, "target": target})
+
+        # a box expanded, and the inputs it reads, are cut finer than the links' boxes:
+        # their links one by one, and the links inside an expanded box
+        cut = {id(self.by_gid[gid]) for gid in self.expanded}
+        if cut:
+            cut |= {id(g) for g in self.groups if g.kind == "inputs"}
+        one_by_one: list[tuple[Value, Value]] = []
+        for link in self._links.values():
+            if id(link.source) in cut or id(link.target) in cut:
+                one_by_one.extend(link.links)
+        for gid in self.expanded:
+            group = self.by_gid[gid]
+            for node in group.nodes:
+                for parent in node._prev:
+                    if self._base.get(id(parent)) is group:
+                        one_by_one.append((node, parent))
+        unit_of, shown_by = unit.get, shown.get
+        for node, parent in one_by_one:
+            pid = id(parent)
+            target, source = unit_of(id(node)), unit_of(pid)
+            if source == target:
+                continue
+            rid = shown_by(pid)
+            if rid is not None:
+                share(node, parent, rid, target)
+            if source not in records or target not in records:
+                continue
+            if pid in link_hidden and target not in framed:
+                readers.setdefault(target, set()).add(pid)
+                continue
+            if pid in points and target not in framed:
+                source = self.grouping.owner[pid].gid  # the rest read the inputs box
+            edge(source, target)
+        # the other pairs of boxes: each link of a pair runs between the same two boxes
+        for link in self._links.values():
+            if id(link.source) in cut or id(link.target) in cut:
+                continue
+            source, target = unit_of(id(link.links[0][1])), unit_of(id(link.links[0][0]))
+            if source == target:  # two neurons of a folded layer
+                continue
+            for node, parent in link.outs:
+                rid = shown_by(id(parent))
+                if rid is not None:
+                    share(node, parent, rid, target)
+            if source not in records or target not in records:
+                continue
+            if link.hidden:
+                readers.setdefault(target, set()).update(link.hidden)
+            for _ in range(link.plain if target[0] == "n" else min(link.plain, 1)):
+                edge(source, target)
         for edge in edges:
             records[edge["target"]]["parents"].append(edge["source"])
         self._count_work(edges, unit)
