@@ -89,7 +89,7 @@ class Recording:
         if depth <= 0 or cls in self.walked or not self._consider(cls):
             return
         self.walked.add(cls)
-        for value in list(getattr(obj, "__dict__", {}).values()):
+        for value in list(attributes(obj).values()):
             items = value[:LIST_SCAN] if isinstance(value, (list, tuple)) else (value,)
             for item in items:
                 self._walk(item, depth - 1)
@@ -163,6 +163,15 @@ class Recording:
                 running.pop()
 
         self._patch(owner, "backward", own, backward)  # type: ignore[arg-type]
+
+
+def attributes(obj: Any) -> dict[str, Any]:
+    """obj's instance attributes, or none (slots, or a __getattr__ of theirs that raises)."""
+    try:
+        found = vars(obj)
+    except Exception:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _package(module: str) -> str:
@@ -251,24 +260,58 @@ class Mirror:
         self.unknown: dict[int, str] = {}  # position -> their op text, where not read
         chain: dict[int, int] = {}  # id(mirror +) -> length of the unnamed + chain it ends
         by_node: dict[int, Value] = {}
+        add, mul = ops.ADD, ops.MUL
         for i, node in enumerate(order):
-            if len(node._prev) > 2:
-                raise LearnerEngineError(f"a node has {len(node._prev)} parents")
-            parents = [by_node[id(p)] for p in node._prev]
-            data = node.data
-            if parents:
-                op, a, b, k, known = mirror_op(node._op, parents, data, chain)
-                if not known:
-                    self.unknown[i] = node._op or "?"
-                value = Value(data, node.label, op, a, b, k)
-                if op is ops.ADD and not node.label:
-                    chain[id(value)] = 1 + max(chain.get(id(a), 0), chain.get(id(b), 0))
+            obj, prev, text, label = node.obj, node._prev, node._op, node.label
+            data, grad = obj.data, obj.grad
+            if type(data) is not float:  # an int or a numpy float of theirs: as a float
+                data = node.data
+            if type(grad) is not float:
+                grad = node.grad
+            if len(prev) == 2 and (text == "+" or text == "*"):  # nearly every node: inline
+                a, b = by_node[id(prev[0])], by_node[id(prev[1])]
+                la, lb = chain.get(id(a), 0), chain.get(id(b), 0)
+                if text == "+" and la != lb:  # the running sum (the longer chain) first
+                    swap = lb > la
+                else:  # their constant (`Value(-1)` of `-x`) second
+                    swap = not a._op and not a.label and bool(b._op or b.label)
+                if swap:  # two parents kept in a set come in any order
+                    a, b, la, lb = b, a, lb, la
+                value = Value(data, label, add if text == "+" else mul, a, b)
+                if text == "+" and not label:
+                    chain[id(value)] = 1 + la
+            elif not prev:
+                value = Value(data, label)
             else:
-                value = Value(data, node.label)
-            value.grad = node.grad
+                if len(prev) > 2:
+                    raise LearnerEngineError(f"a node has {len(prev)} parents")
+                parents = [by_node[id(p)] for p in prev]
+                op, a, b, k, known = mirror_op(text, parents, data, chain)
+                if not known:
+                    self.unknown[i] = text or "?"
+                value = Value(data, label, op, a, b, k)
+                if op is add and not label:
+                    chain[id(value)] = 1 + max(chain.get(id(a), 0), chain.get(id(b), 0))
+            value.grad = grad
             self.order.append(value)
             by_node[id(node)] = value
-            self.of[id(node.obj)] = value
+            self.of[id(obj)] = value
+
+
+@contextlib.contextmanager
+def no_collections() -> Iterator[None]:
+    """The garbage collector paused: the mirror allocates one object per node and makes no
+    cycle, and each collection it set off would scan their whole graph (the lecture's
+    `_backward` closures make every node a cycle) for nothing: half of the mirror's time."""
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # --- after the run: calls -> groups ------------------------------------------------------------
@@ -293,7 +336,7 @@ class LearnerNeuron(Neuron):
 def named_parameters(module: Any, mirror: Mirror) -> list[tuple[str, Value]]:
     """Their module's parameters in the graph, named by the attribute holding each."""
     names: dict[int, str] = {}
-    for attr, value in list(getattr(module, "__dict__", {}).items()):
+    for attr, value in list(attributes(module).items()):
         if isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 names.setdefault(id(item), f"{attr}[{i}]")
@@ -328,7 +371,7 @@ def module_paths(ns: dict[str, Any], modules: set[type], outer: list[Any]
                 continue
             seen.add(id(item))
             found.append((id(item), at, layer))
-            for attr, value in list(getattr(item, "__dict__", {}).items()):
+            for attr, value in list(attributes(item).items()):
                 if attr.startswith("_"):
                     continue
                 step = f"{at}.{attr}" if at else attr
@@ -426,10 +469,16 @@ def view_of(model: GraphModel, order: list[ForeignNode], log: collapse.CallLog,
             ns: dict[str, Any], recorder: ForeignRecorder, options: Any) -> LearnerView | None:
     """The pipeline's hook under --engine: the collapsed view of their traced graph, or
     None (the table, as before) when the graph cannot be mirrored."""
-    try:
-        mirror = Mirror(order)
-    except LearnerEngineError:
-        return None
+    with no_collections():
+        try:
+            mirror = Mirror(order)
+        except LearnerEngineError:
+            return None
+        return _view(model, mirror, log, ns, recorder, options)
+
+
+def _view(model: GraphModel, mirror: Mirror, log: collapse.CallLog, ns: dict[str, Any],
+          recorder: ForeignRecorder, options: Any) -> LearnerView:
     names = {id(mirror.order[int(n["id"][1:])]): n["name"] for n in model["nodes"] if n["label"]}
     calls, theirs, outer = neuron_calls(log, mirror, recorder.is_value)
     modules = {type(m) for m in theirs.values()} | {type(m) for m in outer}

@@ -311,3 +311,24 @@ def test_an_op_it_cannot_read_still_shows(lecture) -> None:  # noqa: ANN001
     assert neurons["n.layers[2].neurons[0]"]["grad"] == ns["ypred"][0].grad
     assert neurons["n.layers[2].neurons[0]"]["grad"] == pytest.approx(
         3 * (ns["ypred"][0].data - 1.0) ** 2, rel=1e-12)
+
+
+def test_a_long_training_loop_keeps_only_the_last_steps_calls(lecture) -> None:  # noqa: ANN001
+    """Each recorded call holds its output and so its step's graph: at each backward() of
+    theirs the calls before the last-but-one step are dropped, as CallLog does for
+    engine.nn. Their training cell, run by the shell with the recording on around it."""
+    from micrograd_magics.collapse import CallLog
+    from micrograd_magics.foreign import ForeignRecorder
+    from micrograd_magics.learner_calls import recording
+
+    ns = lecture.user_ns
+    log = CallLog()
+    with recording(ForeignRecorder(ns["Value"], ns, "Value"), ns, log):
+        lecture.run_cell(TRAINING.replace("range(20)", "range(60)")).raise_error()
+    per_step = 4 * (9 + 3 + 1)  # each input: 9 neurons, 3 layers, the MLP
+    assert len(log.calls) == per_step  # the last step's (its backward was the last)
+    modules = [module for module, *_ in log.calls]
+    assert sum(isinstance(m, ns["Neuron"]) for m in modules) == 4 * 9
+    assert [innermost for _, _, _, innermost, _ in log.calls].count(True) == 4 * 9
+    assert log.calls[-1][2] is ns["ypred"][-1]  # the MLP's call on the last input, last
+    assert not hasattr(ns["Neuron"].__call__, "__wrapped__")
