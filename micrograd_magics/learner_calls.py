@@ -480,6 +480,30 @@ def name_float_inputs(view: collapse.CollapsedView) -> None:
                     names[id(leaf)] = f"x[{i}]"
 
 
+def orient_neuron_ops(view: collapse.CollapsedView) -> None:
+    """Inside a neuron's calls, `w[0]*x[0]` and `b + w[0]*x[0] + ...` as their code reads
+    (and engine.nn's drawing): a `_prev` kept in a set lost the order, and both ops commute,
+    so the grads and the shares stay the same."""
+    for group in view.groups:
+        if group.kind not in ("neuron", "layer"):
+            continue
+        params = {id(p) for _, p in group.params}
+        for _, _, made in group.calls:
+            for node in made:
+                a, b = node._a, node._b
+                if b is None:
+                    continue
+                if node._op is ops.MUL:
+                    first = id(b) in params and id(a) not in params
+                elif node._op is ops.ADD:  # the running sum, or the bias it starts from
+                    first = (id(b) in params or b._op is ops.ADD) and not (
+                        id(a) in params or a._op is ops.ADD)
+                else:
+                    continue
+                if first:
+                    node._a, node._b = b, a
+
+
 class LearnerView(collapse.CollapsedView):
     """A CollapsedView of the mirror: the model says whose engine it is, and each box that
     holds an op of theirs the view could not read says so."""
@@ -526,6 +550,7 @@ def _view(model: GraphModel, mirror: Mirror, log: collapse.CallLog, ns: dict[str
     view = LearnerView(made.root, made.order, made.grouping, made.loose, made.precision)
     view.engine = recorder.cls.__name__
     name_float_inputs(view)
+    orient_neuron_ops(view)
     if mirror.unknown:
         unknown: dict[str, list[str]] = {}
         for i, text in mirror.unknown.items():

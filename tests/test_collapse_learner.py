@@ -13,7 +13,7 @@ import pytest
 from cells import run_autograd
 from test_collapse import boxes_of, replayed
 from test_engine_nn import make_moons
-from test_learner_engine import LECTURE_CLASS, define
+from test_learner_engine import LECTURE_CLASS, define, variant
 
 from micrograd_magics.collapse import MAX_BOXES
 from micrograd_magics.result import BUNDLE_BUDGET
@@ -148,6 +148,10 @@ def test_expand_one_neuron_shows_their_weights_and_inputs(lecture) -> None:  # n
     assert len(tanh) == 1 and tanh[0]["grad"] == folded["grad"]
     (frame,) = after["clusters"]
     assert len(frame["nodes"]) == 3 + 4 + 3 + 3 + 1  # x, w and b, products, sums, tanh
+    # read as their code: sum((wi*xi ...), self.b), though micrograd's _prev is a set
+    first = shown["b + w[0]*x[0]"]  # on input 0: its grad is tanh's local rule, by hand
+    assert first["grad"] == pytest.approx(tanh[0]["grad"] * (1 - tanh[0]["data"] ** 2),
+                                          rel=1e-12)
     final = replayed(after)
     for node in after["nodes"]:
         assert final[node["id"]] == pytest.approx(node["grad"], rel=1e-9, abs=1e-12), node["name"]
@@ -194,9 +198,14 @@ def test_a_training_loop_draws_the_last_step(lecture) -> None:  # noqa: ANN001
     assert neurons["n.layers[2].neurons[0]"]["grad"] == ns["ypred"][0].grad
 
 
-def test_recording_changes_nothing_they_compute(lecture) -> None:  # noqa: ANN001
+def test_recording_changes_nothing_they_compute(ip) -> None:  # noqa: ANN001
     """The same training with and without the magic: the same loss, to the last bit; and
-    their classes as they were."""
+    their classes as they were. (Their `_prev` a tuple here: kept in a set, as the lecture
+    has it, the order gradients are summed in follows the objects' addresses, and the last
+    bit with it, magic or not.)"""
+    define(ip, variant(LECTURE_CLASS, "set(_children)", "tuple(_children)"))
+    define(ip, LECTURE_NN)
+    lecture = ip
     classes = {name: dict(vars(lecture.user_ns[name])) for name in ("Neuron", "Layer", "MLP",
                                                                      "Value")}
     random.seed(11)
