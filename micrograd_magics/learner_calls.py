@@ -79,7 +79,10 @@ class Recording:
 
     def watch(self, obj: Any) -> None:
         """A non-Value the cell has (a model it built): wrap its class and its parts'."""
-        self._watch_backward(self.recorder.cls)  # the cell may have defined its Value anew
+        # the cell may define its Value class itself: the recorder follows it at its first
+        # Value, the backward() to watch is the one the name holds now
+        named = self.ns.get(self.recorder.name or "")
+        self._watch_backward(named if isinstance(named, type) else self.recorder.cls)
         if type(obj) not in self.walked:
             self._walk(obj, WALK_DEPTH)
 

@@ -245,6 +245,24 @@ def test_a_cell_that_defines_its_own_classes(ip) -> None:  # noqa: ANN001
     assert neurons["n.layers[2].neurons[0]"]["grad"] == ns["ypred"][0].grad
     assert not hasattr(ns["Neuron"].__call__, "__wrapped__")  # their own function again
     assert not hasattr(ns["Value"].backward, "__wrapped__")
+    # a training loop in such a cell: their backward() seen, the old steps' calls dropped
+    from micrograd_magics import collapse
+
+    kept = []
+    original = collapse.CallLog.__init__
+
+    def remember(log, *args):  # noqa: ANN001, ANN002
+        original(log, *args)
+        kept.append(log)
+
+    collapse.CallLog.__init__ = remember
+    try:
+        result = run_autograd(ip, LECTURE_CLASS + "\n" + LECTURE_NN + "\n" + TRAINING,
+                              "loss --engine Value")
+    finally:
+        collapse.CallLog.__init__ = original
+    assert len(kept[-1].calls) == 4 * 13  # the last step's calls, not 20 steps' 1,040
+    assert sorted(neurons_of(result.drawn_graph)) == sorted(PATHS)
 
 
 def test_other_names_and_a_hidden_layer_attribute(ip) -> None:  # noqa: ANN001
