@@ -210,7 +210,7 @@ _BINARY = {"+": ops.ADD, "*": ops.MUL, "-": ops.SUB, "/": ops.DIV, "**": ops.POW
 _UNARY = {"tanh": ops.TANH, "exp": ops.EXP, "log": ops.LOG, "relu": ops.RELU,
           "sigmoid": ops.SIGMOID, "sqrt": ops.SQRT, "sin": ops.SIN, "cos": ops.COS,
           "abs": ops.ABS, "neg": ops.NEG, "-": ops.NEG}
-_POWER = re.compile(r"\s*(?:\*\*|\^)\s*\(?\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*\)?\s*$")
+_POWER = re.compile(r"\s*(?:\*\*|\^)\s*\(?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*\)?\s*")
 _UNKNOWN: dict[tuple[str, int], ops.Op] = {}
 
 
@@ -259,13 +259,29 @@ def mirror_op(text: str, parents: list[Value], out: float, chain: dict[int, int]
         power = _POWER.fullmatch(name)
         if power:
             return ops.POW_K, a, None, float(power.group(1)), True
-        if name in _BINARY and not (name == "-" and _close(-a.data, out)):
-            return _BINARY[name], a, a, None, True  # `a + a` kept in a set: one parent
+        if name in ("+", "*", "/") or (name == "-" and not _close(-a.data, out)):
+            return _one_parent(name, a, out)
         op = _UNARY.get(name) or _UNARY.get(name.lower())
         if op is not None:
             return op, a, None, None, True
         return unknown_op(name, 1), a, None, None, False
     return unknown_op(name, 1), None, None, None, False
+
+
+def _one_parent(name: str, a: Value, out: float
+                ) -> tuple[ops.Op, Value | None, Value | None, float | None, bool]:
+    """`+ - * /` with one parent: `a + a` kept in a set (out is 2a), or a number of theirs
+    folded into the op as ours folds it (`a * 3`: out / a is the 3)."""
+    op = _BINARY[name]
+    if _close(op.forward(a.data, a.data), out):
+        return op, a, a, None, True
+    folded = {"+": (ops.ADD_K, out - a.data), "-": (ops.SUB_K, a.data - out),
+              "*": (ops.MUL_K, out / a.data if a.data else math.nan),
+              "/": (ops.DIV_K, a.data / out if out else math.nan)}
+    op, k = folded[name]
+    if math.isfinite(k) and _close(op.forward(a.data, k), out):
+        return op, a, None, k, True
+    return unknown_op(name, 1), a, None, None, False
 
 
 class Mirror:

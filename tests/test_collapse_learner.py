@@ -7,6 +7,7 @@ were (micrograd_magics/learner_calls.py)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -360,3 +361,22 @@ def test_a_long_training_loop_keeps_only_the_last_steps_calls(lecture) -> None: 
                and m in ns["n"].layers[0].neurons)  # the first layer's were called on x
     assert log.calls[-1][2] is ns["ypred"][-1]  # the MLP's call on the last input, last
     assert not hasattr(ns["Neuron"].__call__, "__wrapped__")
+
+
+@pytest.mark.parametrize(("text", "out", "read"), [
+    ("**2", 9.0, ("**k", 2.0)), ("**-1", 1 / 3, ("**k", -1.0)),
+    ("tanh", math.tanh(3.0), ("tanh", None)), ("ReLU", 3.0, ("ReLU", None)),
+    ("+", 6.0, ("+", None)),  # a + a, kept in a set
+    ("+", 5.0, ("+k", 2.0)), ("*", 6.0, ("*k", 2.0)),  # a number folded into their op
+    ("-", -3.0, ("neg", None)), ("**", 27.0, None), ("cube", 27.0, None)])
+def test_their_one_parent_ops_as_the_mirror_reads_them(text, out, read) -> None:  # noqa: ANN001
+    from engine.value import Value
+    from micrograd_magics.learner_calls import mirror_op
+
+    a = Value(3.0)
+    op, first, second, k, known = mirror_op(text, [a], out, {})
+    assert first is a and known == (read is not None)
+    if read is not None:
+        assert (str(op), k) == read
+        assert (second is a) == (str(op) in ("+", "*"))  # a + a: both parents are a
+        assert op.forward(a.data, a.data if second is a else k) == pytest.approx(out)
