@@ -566,7 +566,10 @@ def _view(model: GraphModel, mirror: Mirror, log: collapse.CallLog, ns: dict[str
     made = collapse.collapsed_view(mirror.order[-1], mirror.order, names,
                                    calls, {}, precision=options.precision,
                                    max_nodes=options.max_nodes, paths=by_adapter)
-    view = LearnerView(made.root, made.order, made.grouping, made.loose, made.precision)
+    # the same view, its class told: collapse.py builds it (and may give the constructor
+    # more to read), LearnerView only adds to what model() returns
+    made.__class__ = LearnerView
+    view: LearnerView = made  # type: ignore[assignment]
     view.engine = recorder.cls.__name__
     name_float_inputs(view)
     orient_neuron_ops(view)
