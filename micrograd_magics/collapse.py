@@ -160,7 +160,10 @@ class Grouping:
     """Finds the groups of one graph (see the module docstring)."""
 
     def __init__(self, root: Value, order: list[Value], names: dict[int, str],
-                 calls: Iterable[tuple[Module, Sequence, object]], ns: dict[str, Any]) -> None:
+                 calls: Iterable[tuple[Module, Sequence, object]], ns: dict[str, Any],
+                 paths: tuple[dict[int, str], dict[int, str]] | None = None) -> None:
+        """paths: id(neuron) -> path and -> its layer's path, when the caller knows them
+        (a learner's own classes, learner_calls.py); else `module_paths` finds them."""
         self.root, self.order, self.names = root, order, names
         self.pos = {id(n): i for i, n in enumerate(order)}
         parents = [id(n._a) for n in order if n._a is not None]
@@ -169,7 +172,7 @@ class Grouping:
         self.owner: dict[int, Group] = {}
         self.groups: list[Group] = []
         calls = list(calls)
-        self._neurons(calls, ns)
+        self._neurons(calls, ns, paths)
         self._sums()
 
     def name_of(self, node: Value) -> str:
@@ -180,8 +183,9 @@ class Grouping:
         self.owner.update(dict.fromkeys(map(id, nodes), group))
         group.nodes.extend(nodes)
 
-    def _neurons(self, calls: list[tuple[Module, Sequence, object]], ns: dict[str, Any]) -> None:
-        paths, layers = module_paths(ns, calls)
+    def _neurons(self, calls: list[tuple[Module, Sequence, object]], ns: dict[str, Any],
+                 known: tuple[dict[int, str], dict[int, str]] | None = None) -> None:
+        paths, layers = known or module_paths(ns, calls)
         by_neuron: dict[int, Group] = {}
         inputs: list[Value] = []
         for module, x, out in calls:
@@ -1014,10 +1018,12 @@ def toggle_box(result: Any, box: str) -> None:
 def collapsed_view(root: Value, order: list[Value], names: dict[int, str],
                    calls: Iterable[tuple[Module, Sequence, object]], ns: dict[str, Any],
                    precision: int = 4, max_nodes: int = 300,
-                   max_boxes: int = MAX_BOXES) -> CollapsedView:
+                   max_boxes: int = MAX_BOXES,
+                   paths: tuple[dict[int, str], dict[int, str]] | None = None) -> CollapsedView:
     """The collapsed drawing of root's graph (`order`: parents first, as the pipeline has
-    it; `names`: the version names `y#1`; `calls`: what `CallLog` saw)."""
-    grouping = Grouping(root, order, names, calls, ns)
+    it; `names`: the version names `y#1`; `calls`: what `CallLog` saw; `paths`: see
+    Grouping)."""
+    grouping = Grouping(root, order, names, calls, ns, paths)
     loose = grouping.loose()
     if box_count(grouping.groups, loose) > min(max_boxes, max(max_nodes, 60)):
         grouping.by_names()

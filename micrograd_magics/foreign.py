@@ -59,6 +59,12 @@ class ForeignRecorder(CellRecorder):
         self.ns, self.name = ns, name  # where the class lives: the cell may define it anew
         self.labels: dict[int, str] = {}
         self.keep: list[Any] = []  # labelled objects stay alive, so their ids stay theirs
+        self.watch: Any = None  # learner_calls.Recording.watch while the cell runs
+
+    def assigned(self, value: Any, name: str) -> None:
+        super().assigned(value, name)
+        if self.watch is not None and not self.is_value(value):
+            self.watch(value)  # a model the cell built: its class is recorded from now on
 
     def is_value(self, x: Any) -> bool:
         if isinstance(x, self.cls):

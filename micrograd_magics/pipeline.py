@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 import engine
 from engine import Value
 from micrograd_magics import cell as cells
-from micrograd_magics import collapse, foreign, live_view, replay
+from micrograd_magics import collapse, foreign, learner_calls, live_view, replay
 from micrograd_magics import compare as checks
 from micrograd_magics.errors import CellFailed, cell_line, rethrow_as_cell_failure, their_frames
 from micrograd_magics.graph import build_model, labelled_positions
@@ -109,8 +109,12 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
     if learner_class is None:
         observe.enter_context(engine.nn.observing_calls(calls))
         observe.enter_context(engine.observing_backward(calls.backward_seen))
+    # their Neuron-like classes' calls, the same way; entered by the `with`, so that every
+    # class is put back whatever happens
+    their_calls = (learner_calls.recording(recorder, ns, calls) if learner_class is not None
+                   else contextlib.nullcontext())
     try:
-        with guard, watch, watching, observe:
+        with guard, watch, watching, observe, their_calls:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
                           functions, recorder.new_leaf)
     except foreign.LearnerEngineError as error:
@@ -135,10 +139,14 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
             raise their_failure() from None
         if changed and not live_run:
             result.warnings.append(changed_leaves_note(changed, root))
-        if learner_class is None and collapse.wanted(len(order), options):
+        if collapse.wanted(len(order), options):
             model, then = result.graph, list(changed)  # not `result`: no cycle through it
-            result.collapse_later(lambda: collapse.view_of(model, root, order, calls, ns, then,
-                                                           options))
+            if learner_class is None:
+                result.collapse_later(lambda: collapse.view_of(model, root, order, calls, ns,
+                                                               then, options))
+            else:
+                result.collapse_later(lambda: learner_calls.view_of(model, order, calls, ns,
+                                                                    recorder, options))
         record = replay.from_engine if learner_class is None else replay.from_learner
         result.bind_graph(lambda: record(order), lambda: rebuilt_model(root, order, ns, options),
                           learner=learner_class is not None)
