@@ -482,6 +482,8 @@ class CollapsedView:
         self.root_name = in_formula(grouping.name_of(root) or "root")
         self.expand_seconds = 0.0
         self.then: dict[int, float] = {}  # id(leaf) -> the value it had at backward()
+        self.engine = ""  # the learner's Value class the graph was mirrored from (--engine)
+        self.notes: dict[str, list[str]] = {}  # drawn id -> lines its hover adds
 
     def fmt(self, x: float) -> str:
         return format_number(jsonable(x), self.precision)
@@ -704,6 +706,10 @@ class CollapsedView:
             "clusters": clusters, "columns": columns, "layers": frames,
         }
         model["steps"] = self._steps(records, unit, nodes)
+        if self.engine:
+            model["engine"] = self.engine
+        for record in nodes:
+            record["explain"].extend(self.notes.get(record["id"], ()))
         for record in nodes:
             del record["position"]
         model["collapsed"]["boxes"] = self.boxes(model)

@@ -523,28 +523,9 @@ def orient_neuron_ops(view: collapse.CollapsedView) -> None:
                     node._a, node._b = b, a
 
 
-class LearnerView(collapse.CollapsedView):
-    """A CollapsedView of the mirror: the model says whose engine it is, and each box that
-    holds an op of theirs the view could not read says so."""
-
-    engine = ""
-    unknown: dict[str, list[str]] = {}  # drawn id -> their op texts it holds
-
-    def model(self) -> GraphModel:
-        model = super().model()
-        model["engine"] = self.engine
-        for record in model["nodes"]:
-            texts = self.unknown.get(record["id"])
-            if texts:
-                shown = ", ".join(repr(t) for t in sorted(set(texts))[:3])
-                record["explain"].append(
-                    f"holds an op of yours not read here ({shown}): the shares through it are "
-                    f"not shown (nan); the grads are your backward()'s")
-        return model
-
-
 def view_of(model: GraphModel, order: list[ForeignNode], log: collapse.CallLog,
-            ns: dict[str, Any], recorder: ForeignRecorder, options: Any) -> LearnerView | None:
+            ns: dict[str, Any], recorder: ForeignRecorder, options: Any
+            ) -> collapse.CollapsedView | None:
     """The pipeline's hook under --engine: the collapsed view of their traced graph, or
     None (the table, as before) when the graph cannot be mirrored."""
     with no_collections():
@@ -556,33 +537,30 @@ def view_of(model: GraphModel, order: list[ForeignNode], log: collapse.CallLog,
 
 
 def _view(model: GraphModel, mirror: Mirror, log: collapse.CallLog, ns: dict[str, Any],
-          recorder: ForeignRecorder, options: Any) -> LearnerView:
+          recorder: ForeignRecorder, options: Any) -> collapse.CollapsedView:
     names = {id(mirror.order[int(n["id"][1:])]): n["name"] for n in model["nodes"] if n["label"]}
     calls, theirs, outer = neuron_calls(log, mirror, recorder.is_value)
     modules = {type(m) for m in theirs.values()} | {type(m) for m in outer}
     paths, layers = module_paths(ns, modules, outer)
     by_adapter = ({a: paths[id(m)] for a, m in theirs.items() if id(m) in paths},
                   {a: layers[id(m)] for a, m in theirs.items() if layers.get(id(m))})
-    made = collapse.collapsed_view(mirror.order[-1], mirror.order, names,
+    view = collapse.collapsed_view(mirror.order[-1], mirror.order, names,
                                    calls, {}, precision=options.precision,
                                    max_nodes=options.max_nodes, paths=by_adapter)
-    # the same view, its class told: collapse.py builds it (and may give the constructor
-    # more to read), LearnerView only adds to what model() returns
-    made.__class__ = LearnerView
-    view: LearnerView = made  # type: ignore[assignment]
     view.engine = recorder.cls.__name__
     name_float_inputs(view)
     orient_neuron_ops(view)
-    if mirror.unknown:
-        unknown: dict[str, list[str]] = {}
-        for i, text in mirror.unknown.items():
-            node = mirror.order[i]
-            group = view.grouping.owner.get(id(node))
-            unknown.setdefault(f"n{i}", []).append(text)
-            if group is not None:
-                unknown.setdefault(group.gid, []).append(text)
-        view.unknown = unknown
+    unknown: dict[str, list[str]] = {}  # drawn id -> their op texts it holds
+    for i, text in mirror.unknown.items():
+        group = view.grouping.owner.get(id(mirror.order[i]))
+        unknown.setdefault(f"n{i}", []).append(text)
+        if group is not None:
+            unknown.setdefault(group.gid, []).append(text)
+    for box, texts in unknown.items():
+        shown = ", ".join(repr(t) for t in sorted(set(texts))[:3])
+        view.notes[box] = [f"holds an op of yours not read here ({shown}): the shares through "
+                           f"it are not shown (nan); the grads are your backward()'s"]
     return view
 
 
-__all__ = ["LearnerView", "Mirror", "Recording", "recording", "view_of"]
+__all__ = ["Mirror", "Recording", "recording", "view_of"]
