@@ -23,6 +23,7 @@ as any other), and `toggle(id)` expands a box into its scalar nodes in place, or
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -93,6 +94,12 @@ class CallLog:
     def calls(self) -> list[tuple[Module, Sequence, object]]:
         """The calls kept, oldest first (at most `keep` of them)."""
         return (list(self.previous) + list(self.current))[-self.keep:]
+
+
+def natural(name: str) -> list[Any]:
+    """A sort key that reads the numbers in a name as numbers: neurons[2] before
+    neurons[10]."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def wanted(node_count: int, options: Any) -> bool:
@@ -484,6 +491,7 @@ class CollapsedView:
         self.then: dict[int, float] = {}  # id(leaf) -> the value it had at backward()
         self.engine = ""  # the learner's Value class the graph was mirrored from (--engine)
         self.notes: dict[str, list[str]] = {}  # drawn id -> lines its hover adds
+        self.shown_names: dict[int, str] = {}  # id(node) -> the name it is drawn with, no label
 
     def fmt(self, x: float) -> str:
         return format_number(jsonable(x), self.precision)
@@ -601,6 +609,7 @@ class CollapsedView:
         # inside an expanded neuron its parameters read as in its code: w[0], b
         params = {id(p): k for g in self.groups if g.gid in self.expanded
                   for k, p in g.params}
+        params.update(self.shown_names)
         for gid in self.expanded:  # and the data point it was called on: x[0], x[1]
             if self.by_gid[gid].calls:
                 x = self.by_gid[gid].calls[0][0]
@@ -841,7 +850,9 @@ class CollapsedView:
         for rid, record in records.items():
             here = in_formula(record["name"])
             lines = record["explain"]
-            users = self._made.get(rid, [])
+            # the boxes using it in the order of their names (neurons[0], neurons[1], …
+            # neurons[10]), whatever order a learner's trace met them in
+            users = sorted(self._made.get(rid, []), key=lambda u: natural(names.get(u[0], u[0])))
             if users:
                 parts = [f"d{top}/d{in_formula(names.get(u, u))}"
                          f" * d{in_formula(names.get(u, u))}/d{here}" for u, _, _ in users[:4]]

@@ -486,17 +486,19 @@ def name_float_inputs(view: collapse.CollapsedView) -> None:
     """`x[0]`, `x[1]` on the leaves a neuron made from the plain numbers it was called on
     (their `wi*xi` wraps each `xi` in a Value), as the engine's inputs are named."""
     names = view.grouping.names
+    shown = view.shown_names  # a name to read, not a label: it cannot be nudged by it
     for group in view.groups:
         if group.kind != "neuron" or not group.calls:
             continue
         x, _, made = group.calls[0]
-        leaves = [n for n in made if not n._op and not n.label and id(n) not in names]
+        leaves = [n for n in made if not n._op and not n.label and id(n) not in names
+                  and id(n) not in shown]
         for i, number in enumerate(x):
             if isinstance(number, (int, float)) and not isinstance(number, bool):
                 leaf = next((n for n in leaves if n.data == number), None)
                 if leaf is not None:
                     leaves.remove(leaf)
-                    names[id(leaf)] = f"x[{i}]"
+                    shown[id(leaf)] = f"x[{i}]"
 
 
 def orient_neuron_ops(view: collapse.CollapsedView) -> None:

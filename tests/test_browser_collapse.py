@@ -32,6 +32,8 @@ from test_browser import (  # noqa: F401  (fixtures)
     session,
     set_server_theme,
 )
+from test_collapse_learner import FOUR_POINTS, LECTURE_NN
+from test_learner_engine import LECTURE_CLASS
 
 pytestmark = pytest.mark.browser
 
@@ -180,6 +182,49 @@ def test_collapsed_mlp_expands_and_folds(jupyter: Server, session: Session,  # n
     expect(boxes).to_have_count(21)
     print(f"\n{tag}: hover {hover_ms:.1f} ms (target <= 50), click to expanded drawing "
           f"{expand_s * 1000:.0f} ms (kernel + layout + redraw)")
+    assert our_errors(session.errors) == [], session.errors
+
+
+LEARNER_NAME = "collapsed_learner.ipynb"
+LEARNER_CELLS = ["%load_ext micrograd_magics", LECTURE_CLASS, LECTURE_NN,
+                 "%%autograd --engine Value --collapse loss\n" + FOUR_POINTS]
+
+
+def test_a_learners_own_mlp_collapses_in_the_page(jupyter: Server, session: Session,  # noqa: F811
+                                                  theme: str) -> None:
+    """The lecture's own Value, Neuron, Layer and MLP cells, then the four-example loss with
+    --engine: the learner's neurons as boxes by their paths, hover, expand, a layer folded."""
+    put_notebook(jupyter, LEARNER_NAME, LEARNER_CELLS)
+    set_server_theme(jupyter, theme)
+    page: Page = session.page
+    run_all(page, jupyter, LEARNER_NAME, LEARNER_CELLS, widgets=1)
+    tag = "dark" if "Dark" in theme else "light"
+    widget = page.locator(".jp-Notebook .autograd-widget")
+    widget.scroll_into_view_if_needed()
+    boxes = widget.locator("svg g.autograd-collapsed")
+    expect(boxes).to_have_count(9)  # MLP(3, [4, 4, 1]): nine neurons
+    tops = [box(widget, f"n.layers[1].neurons[{j}]").bounding_box()["y"] for j in range(4)]
+    assert tops == sorted(tops), tops
+    check_widgets_fit(page, LEARNER_NAME)
+    box(widget, "n.layers[0].neurons[2]").hover()
+    explain = widget.locator(".autograd-explain")
+    expect(explain).to_contain_text("dloss/dn.layers[0].neurons[2] = dloss/dn.layers[1].neurons[0]")
+    expect(explain).to_contain_text("called on 4 inputs")
+    page.screenshot(path=str(ARTIFACTS / f"collapsed-learner-{tag}.png"), scale="css")
+    # a click: their neuron on the first example, x[0..2] = 2.0, 3.0, -1.0
+    box(widget, "n.layers[0].neurons[2]").click()
+    frame = widget.locator("svg g.cluster:not(.autograd-layer-frame)")
+    expect(frame).to_contain_text("n.layers[0].neurons[2] on input 0 of 4")
+    for name in ("x[0]", "w[0]", "b"):
+        label = page.locator("text.autograd-label", has_text=re.compile(rf"^{re.escape(name)}$"))
+        expect(widget.locator("svg g[data-kind='value']", has=label)).to_have_count(1)
+    widget.locator("button[data-action='fit']").click()
+    check_widgets_fit(page, LEARNER_NAME)
+    widget.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"collapsed-learner-expanded-{tag}.png"), scale="css")
+    widget.locator("svg g.autograd-layer-head", has_text="n.layers[1] · 4 neurons").click()
+    expect(box(widget, "n.layers[1]")).to_have_count(1)
+    expect(boxes).to_have_count(9 - 1 - 4 + 1)  # neurons[2] expanded, layers[1] one box
     assert our_errors(session.errors) == [], session.errors
 
 
