@@ -16,6 +16,7 @@ import itertools
 import math
 import re
 import types
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +58,12 @@ class ForeignRecorder(CellRecorder):
         super().__init__()
         self.cls = cls
         self.ns, self.name = ns, name  # where the class lives: the cell may define it anew
+        # labels their objects do not take (`__slots__` without one) are kept here by id,
+        # each with a weak reference that tells whether the id is still that object's; an
+        # object with none is kept alive instead, so its id stays its own
         self.labels: dict[int, str] = {}
-        self.keep: list[Any] = []  # labelled objects stay alive, so their ids stay theirs
+        self.refs: dict[int, Any] = {}
+        self.keep: list[Any] = []
         self.watch: Any = None  # learner_calls.Recording.watch while the cell runs
 
     def assigned(self, value: Any, name: str) -> None:
@@ -91,18 +96,33 @@ class ForeignRecorder(CellRecorder):
     def has_label(self, value: Any) -> bool:
         # a label of their own (`Value(2.0, label='a')`, or an earlier cell's) stays, as on
         # our engine
-        return id(value) in self.labels or bool(own_label(value))
+        return bool(self._kept_label(value) or own_label(value))
 
     def label_of(self, value: Any) -> str:
-        return self.labels.get(id(value)) or own_label(value)
+        return self._kept_label(value) or own_label(value)
+
+    def _kept_label(self, value: Any) -> str:
+        ref = self.refs.get(id(value))
+        return "" if ref is not None and ref() is not value else self.labels.get(id(value), "")
+
+    def live_labels(self) -> dict[int, str]:
+        """id -> label of the labelled objects still alive (the graph holds only those)."""
+        return {i: text for i, text in self.labels.items()
+                if i not in self.refs or self.refs[i]() is not None}
 
     def set_label(self, value: Any, text: str) -> None:
-        self.labels[id(value)] = text
-        self.keep.append(value)
         try:
             value.label = text
         except Exception:  # __slots__ without label, or a property: keep it on our side
             pass
+        if own_label(value) == text:
+            return  # on their object: a training loop's old steps can go
+        self.labels[id(value)] = text
+        try:
+            self.refs[id(value)] = weakref.ref(value)
+        except TypeError:
+            self.refs.pop(id(value), None)
+            self.keep.append(value)
 
 
 def own_label(obj: Any) -> str:

@@ -322,7 +322,7 @@ def differentiate_learner_class(root: Any, recorder: foreign.ForeignRecorder, ns
                                 options: Options) -> tuple[AutogradResult, list[Any]]:
     """The same as `differentiate`, with the learner's backward and closures."""
     cap = max(options.max_nodes * 100, 100_000)
-    order = foreign.trace(root, recorder.cls, recorder.labels, cap)
+    order = foreign.trace(root, recorder.cls, recorder.live_labels(), cap)
     root_node = order[-1]
     small = len(order) <= options.max_nodes
     steps, notes = None, []

@@ -363,6 +363,24 @@ def test_a_long_training_loop_keeps_only_the_last_steps_calls(lecture) -> None: 
     assert not hasattr(ns["Neuron"].__call__, "__wrapped__")
 
 
+def test_a_training_loop_under_engine_keeps_only_the_last_steps_alive(lecture) -> None:  # noqa: ANN001
+    """The labels the magic gives (`loss`, `ypred[0]`) sit on their objects: none of the
+    60 steps' graphs is held by the magic, so each garbage collection of their loop walks
+    about one graph, not sixty. (They were kept alive so that their ids stayed theirs.)"""
+    import gc
+
+    Value = lecture.user_ns["Value"]
+    gc.collect()
+    before = sum(type(o) is Value for o in gc.get_objects())
+    result = run_autograd(lecture, TRAINING.replace("range(20)", "range(60)"), "--engine Value")
+    gc.collect()
+    alive = sum(type(o) is Value for o in gc.get_objects()) - before
+    per_step = result.graph["node_count"]
+    assert per_step > 300
+    assert alive < 3 * per_step, (alive, per_step)  # the last step's graph, one before it
+    assert result.grads["loss"] == 1.0 and lecture.user_ns["loss"].label == "loss"
+
+
 @pytest.mark.parametrize(("text", "out", "read"), [
     ("**2", 9.0, ("**k", 2.0)), ("**-1", 1 / 3, ("**k", -1.0)),
     ("tanh", math.tanh(3.0), ("tanh", None)), ("ReLU", 3.0, ("ReLU", None)),
