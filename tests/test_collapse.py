@@ -37,6 +37,10 @@ def boxes_of(model: dict) -> dict[str, dict]:
     return {n["name"]: n for n in model["nodes"]}
 
 
+def boxes_of_id(model: dict) -> dict[str, dict]:
+    return {n["id"]: n for n in model["nodes"]}
+
+
 def replayed(model: dict) -> dict[str, float]:
     """Node id -> grad after every step, as the widget replays them."""
     grads = {n["id"]: 0.0 for n in model["nodes"]}
@@ -275,10 +279,6 @@ def test_named_boxes_count_their_unnamed_work_on_the_edges_into_them(ip) -> None
     work = re.findall(r'<g id="[^"]*" class="edge autograd(?:-|&#45;)work"[^>]*>.*?>(\d+) nodes?<',
                       result.svg, re.S)
     assert sorted(set(map(int, work))) == [1, 3]
-
-
-def boxes_of_id(model: dict) -> dict[str, dict]:
-    return {n["id"]: n for n in model["nodes"]}
 
 
 def test_any_big_graph_stays_under_the_box_cap(ip) -> None:  # noqa: ANN001
