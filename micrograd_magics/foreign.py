@@ -248,6 +248,53 @@ def number_of(obj: Any, attr: str, name: str) -> float:
         ) from None
 
 
+LEAVES_WALKED = 2_000_000
+"""Nodes leaves_of walks at most (a graph bigger than that is not snapshot)."""
+
+
+def leaves_of(root: Any) -> list[tuple[Any, float]]:
+    """(leaf, its number) for the nodes of root's graph without parents, through `_prev`;
+    nothing when their graph cannot be walked (no `_prev`, a `_prev` that raises, more
+    than LEAVES_WALKED nodes). Cheap: no checks, as a backward() of theirs starts."""
+    found, seen, todo = [], set(), [root]
+    try:
+        while todo:
+            node = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            parents = node._prev
+            if parents:
+                todo.extend(parents)
+                if len(seen) > LEAVES_WALKED:
+                    return []
+            else:
+                data = node.data
+                if isinstance(data, (int, float)):
+                    found.append((node, data))
+    except Exception:  # their graph, not ours to judge here: the trace says what is wrong
+        return []
+    return found
+
+
+def parameters_of(modules: list[Any]) -> list[tuple[Any, float]]:
+    """(parameter, its number) for what the modules' parameters() give, each once; a
+    parameters() that raises gives nothing."""
+    found, seen = [], set()
+    for module in modules:
+        try:
+            params = list(module.parameters())
+        except Exception:
+            continue
+        for p in params:
+            if id(p) not in seen:
+                seen.add(id(p))
+                data = getattr(p, "data", None)
+                if isinstance(data, (int, float)):
+                    found.append((p, data))
+    return found
+
+
 def trace(root: Any, cls: type, labels: dict[int, str], cap: int) -> list[ForeignNode]:
     """The learner's graph behind root through `_prev`, parents before children; no recursion,
     at most `cap` nodes (a cycle in `_prev` would otherwise never end)."""

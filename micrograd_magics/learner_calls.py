@@ -51,8 +51,9 @@ class Recording:
     """The wrappers of one cell run; see the module docstring."""
 
     def __init__(self, recorder: ForeignRecorder, ns: dict[str, Any],
-                 log: collapse.CallLog) -> None:
+                 log: collapse.CallLog, on_backward: Any = None) -> None:
         self.recorder, self.ns, self.log = recorder, ns, log
+        self.on_backward = on_backward  # (root, the step's calls) as a backward() starts
         self.home = _package(getattr(recorder.cls, "__module__", "") or "")
         self.seen: set[type] = set()  # classes looked at, wrapped or not
         self.modules: set[type] = set()  # the module-like ones
@@ -157,11 +158,13 @@ class Recording:
         own = vars(owner).get("backward") if owner is not None else None
         if not isinstance(own, types.FunctionType):
             return
-        log, running = self.log, []
+        log, running, seen = self.log, [], self.on_backward
 
         @functools.wraps(own)
         def backward(value: Any, *args: Any, **kwargs: Any) -> Any:
             if not running:  # a backward() that calls backward() on its parents: once
+                if seen is not None:
+                    seen(value, log.current)
                 _step_seen(log)
             running.append(value)
             try:
@@ -196,11 +199,12 @@ def _package(module: str) -> str:
 
 
 @contextlib.contextmanager
-def recording(recorder: ForeignRecorder, ns: dict[str, Any],
-              log: collapse.CallLog) -> Iterator[Recording]:
-    """Record the learner's module calls into log while the block runs (the cell); every
-    class is put back as it was afterwards, also when the cell raises."""
-    with Recording(recorder, ns, log) as calls:
+def recording(recorder: ForeignRecorder, ns: dict[str, Any], log: collapse.CallLog,
+              on_backward: Any = None) -> Iterator[Recording]:
+    """Record the learner's module calls into log while the block runs (the cell), and
+    call on_backward(root, the calls since the last one) as each backward() of theirs
+    starts; every class is put back as it was afterwards, also when the cell raises."""
+    with Recording(recorder, ns, log, on_backward) as calls:
         yield calls
 
 

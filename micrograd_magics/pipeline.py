@@ -111,8 +111,8 @@ def run_cell(shell: Any, body: str, header: str, options: Options) -> AutogradRe
         observe.enter_context(engine.observing_backward(calls.backward_seen))
     # their Neuron-like classes' calls, the same way; entered by the `with`, so that every
     # class is put back whatever happens
-    their_calls = (learner_calls.recording(recorder, ns, calls) if learner_class is not None
-                   else contextlib.nullcontext())
+    their_calls = (learner_calls.recording(recorder, ns, calls, backward_calls.theirs)
+                   if learner_class is not None else contextlib.nullcontext())
     try:
         with guard, watch, watching, observe, their_calls:
             cells.execute(cell.code, cell.program, ns, shell.user_global_ns, recorder,
@@ -185,10 +185,32 @@ class LastBackward:
     def __init__(self) -> None:
         self.root: Any = None
         self.leaves: list[tuple[Value, float]] = []
+        self._parameters: dict[frozenset[int], tuple[list[Any], list[Any]]] = {}  # theirs
 
     def __call__(self, root: Value, order: list[Value]) -> None:
         self.root = root
         self.leaves = [(node, node.data) for node in order if node._a is None]
+
+    def theirs(self, root: Any, calls: Iterable[tuple[Any, Any, Any]]) -> None:
+        """The same for the learner's class (--engine), as their backward() starts: the
+        parameters of their modules called since the last one (what a training step
+        changes; a few µs), else root's leaves found through `_prev`. Without it the
+        magic's own backward on their graph would run with the numbers their update
+        changed, and leave other grads in their parameters than their loop did."""
+        modules = {id(module): module for module, _, _ in calls}
+        self.root = root
+        if not modules:
+            self.leaves = foreign.leaves_of(root)
+            return
+        # a training loop calls the same modules each step, and their parameters stay
+        # theirs: found once, then only their numbers are read (the modules are held, so
+        # the ids stay theirs)
+        key = frozenset(modules)
+        known = self._parameters.get(key)
+        if known is None:
+            known = self._parameters[key] = (list(modules.values()), [
+                p for p, _ in foreign.parameters_of(list(modules.values()))])
+        self.leaves = [(p, p.data) for p in known[1]]
 
     @contextlib.contextmanager
     def leaves_as_computed(self, root: Any) -> Iterator[list[tuple[Value, float]]]:
@@ -210,9 +232,9 @@ class LastBackward:
 
 
 def changed_leaves_note(changed: list[tuple[Value, float]], root: Any) -> str:
-    names = [leaf.label for leaf, _ in changed if leaf.label]
+    names = [foreign.own_label(leaf) for leaf, _ in changed if foreign.own_label(leaf)]
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    root_name = getattr(root, "label", "") or "the root"
+    root_name = foreign.own_label(root) or "the root"
     return (f"{len(changed)} lea{'ves' if len(changed) != 1 else 'f'} changed after "
             f"{root_name}.backward() ({shown or 'unnamed'}: a training step?): the graph shows "
             f"the values {root_name} was computed from; your variables keep their new values")

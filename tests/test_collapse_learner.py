@@ -381,6 +381,28 @@ def test_a_training_loop_under_engine_keeps_only_the_last_steps_alive(lecture) -
     assert result.grads["loss"] == 1.0 and lecture.user_ns["loss"].label == "loss"
 
 
+def test_a_training_loop_under_engine_leaves_the_grads_their_loop_left(lecture) -> None:  # noqa: ANN001
+    """After their loop's last backward() the update `p.data += -0.05 * p.grad` changed
+    every parameter; the magic's own backward on the graph (every run starts from zero
+    grads) runs with the numbers their backward had, so their parameters keep the grads
+    their loop gave them (before: up to 6e-4 apart), and a note says the leaves changed."""
+    ns = lecture.user_ns
+    random.seed(7)
+    lecture.run_cell(TRAINING).raise_error()  # their loop, no magic
+    plain = [p.grad for p in ns["n"].parameters()]
+    after = [p.data for p in ns["n"].parameters()]
+    random.seed(7)
+    result = run_autograd(lecture, TRAINING, "--engine Value")
+    theirs = [p.grad for p in ns["n"].parameters()]
+    assert theirs == pytest.approx(plain, rel=1e-12, abs=1e-15)
+    # the update stays theirs (the cell's lifted xs, ys are Values of theirs: the last bit
+    # of a number may round otherwise than with floats)
+    assert [p.data for p in ns["n"].parameters()] == pytest.approx(after, rel=1e-12)
+    assert any("41 leaves changed after loss.backward()" in w for w in result.warnings)
+    box = neurons_of(result.drawn_graph)["n.layers[2].neurons[0]"]
+    assert box["grad"] == ns["ypred"][0].grad
+
+
 @pytest.mark.parametrize(("text", "out", "read"), [
     ("**2", 9.0, ("**k", 2.0)), ("**-1", 1 / 3, ("**k", -1.0)),
     ("tanh", math.tanh(3.0), ("tanh", None)), ("ReLU", 3.0, ("ReLU", None)),
