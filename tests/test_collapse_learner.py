@@ -403,6 +403,28 @@ def test_a_training_loop_under_engine_leaves_the_grads_their_loop_left(lecture) 
     assert box["grad"] == ns["ypred"][0].grad
 
 
+def test_a_hand_written_loop_under_engine_keeps_its_grads_too(lecture) -> None:  # noqa: ANN001
+    """No modules of theirs: the leaves are found through `_prev` as their backward()
+    starts. w.grad after the magic is what their last backward() gave, worked by hand:
+    L = (w*w - 2)**2, dL/dw = 2*(w*w - 2)*2w with the w before the update (the magic's
+    backward had the w after it: their `*` rule reads w.data)."""
+    cell = ("w = Value(0.5)\n"
+            "for k in range(3):\n"
+            "    L = (w*w + -2.0)**2\n"
+            "    w.grad = 0.0\n"
+            "    L.backward()\n"
+            "    w.data -= 0.01 * w.grad")
+    result = run_autograd(lecture, cell, "--engine Value")
+    w, grad = 0.5, 0.0
+    for _ in range(3):  # their loop in floats
+        grad = 2 * (w * w - 2.0) * 2 * w
+        w -= 0.01 * grad
+    assert lecture.user_ns["w"].grad == pytest.approx(grad, rel=1e-12)
+    assert lecture.user_ns["w"].data == pytest.approx(w, rel=1e-12)
+    assert result.grads["w"] == pytest.approx(grad, rel=1e-12)
+    assert any("1 leaf changed after L.backward()" in line for line in result.warnings)
+
+
 @pytest.mark.parametrize(("text", "out", "read"), [
     ("**2", 9.0, ("**k", 2.0)), ("**-1", 1 / 3, ("**k", -1.0)),
     ("tanh", math.tanh(3.0), ("tanh", None)), ("ReLU", 3.0, ("ReLU", None)),
