@@ -87,8 +87,10 @@ class CallLog:
     def __call__(self, module: Module, x: Sequence, out: object) -> None:
         self.current.append((module, x, out))
 
-    def backward_seen(self, root: Value, order: list[Value]) -> None:
-        self.previous, self.current = self.current, deque(maxlen=self.keep)
+    def backward_seen(self, root: object = None, order: object = None) -> None:
+        # in place: learner_calls' wrappers hold current's append
+        self.previous = deque(self.current)
+        self.current.clear()
 
     @property
     def calls(self) -> list[tuple[Module, Sequence, object]]:

@@ -20,7 +20,6 @@ are nan and its box says why.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import inspect
@@ -132,7 +131,7 @@ class Recording:
         # neurons is decided after the run, from what each module holds). `(self, x)`, the
         # lecture's and micrograd's signature, gets a wrapper of the same signature: 190 ns
         # a call against 510 ns through *args and **kwargs
-        append = self.log.current.append  # the same deque throughout: see _step_seen
+        append = self.log.current.append  # the same deque throughout (CallLog.backward_seen)
         code = own.__code__
         if (code.co_argcount == 2 and code.co_varnames[1] == "x" and not own.__defaults__
                 and not code.co_kwonlyargcount and not code.co_flags & _VARIADIC):
@@ -165,7 +164,7 @@ class Recording:
             if not running:  # a backward() that calls backward() on its parents: once
                 if seen is not None:
                     seen(value, log.current)
-                _step_seen(log)
+                log.backward_seen()
             running.append(value)
             try:
                 return own(value, *args, **kwargs)
@@ -176,13 +175,6 @@ class Recording:
 
 
 _VARIADIC = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
-
-
-def _step_seen(log: collapse.CallLog) -> None:
-    """What CallLog.backward_seen does (the calls before the last-but-one backward go), in
-    place: the wrappers hold the current deque's append."""
-    log.previous = collections.deque(log.current)
-    log.current.clear()
 
 
 def attributes(obj: Any) -> dict[str, Any]:

@@ -105,6 +105,15 @@ def shorten(text: str, limit: int = MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shown_text(text: object) -> str:
+    """text as a label shows it: control characters written out (`readable`), any other
+    unprintable one a space; newlines kept."""
+    text = readable(str(text))
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
+    return text
+
+
 def record_field(text: str) -> str:
     """text as one field of a DOT record label, shown literally.
 
@@ -114,10 +123,7 @@ def record_field(text: str) -> str:
     line break; other control characters become spaces. Double quotes are left to the
     `graphviz` package, which escapes them when it quotes the attribute.
     """
-    text = readable(str(text))
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
-    lines = text.strip().replace("&", "&amp;").split("\n")
+    lines = shown_text(text).strip().replace("&", "&amp;").split("\n")
     escaped = [_SPACE_RUN.sub(r"\\ ", _RECORD_SPECIAL.sub(r"\\\1", line)) for line in lines]
     return "\\n".join(escaped) or "\\ "
 
@@ -159,9 +165,8 @@ def collapsed_label(node: dict[str, Any], precision: int, hide_grad: bool = Fals
     name, data, grad = value_texts(node, precision, hide_grad, hidden_width)
 
     def cell(text: str) -> str:
-        text = readable(str(text))
-        text = "".join(c if c.isprintable() or c == "\n" else " " for c in text)
-        return "<br/>".join(html.escape(line, quote=False) or " " for line in text.split("\n"))
+        lines = shown_text(text).split("\n")
+        return "<br/>".join(html.escape(line, quote=False) or " " for line in lines)
 
     summary = (node.get("summary") or "").strip()
     rows = [f'<tr><td colspan="2">{cell(summary)}</td></tr>'] if summary else []
