@@ -9,6 +9,7 @@ with -s to see them), never asserted."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
 import time
@@ -33,33 +34,22 @@ from test_browser import (  # noqa: F401  (fixtures)
     set_server_theme,
 )
 from test_collapse_learner import FOUR_POINTS, LECTURE_NN
+from test_engine_nn import make_moons
 from test_learner_engine import LECTURE_CLASS
 
 pytestmark = pytest.mark.browser
 
 NAME = "collapsed.ipynb"
 DOCS_IMAGE = REPO / "docs" / "collapsed.png"
-SETUP = """\
+# the points of test_collapse.py and bench_render.py: the kernel gets make_moons' own source
+SETUP = f"""\
 %load_ext micrograd_magics
 import math, random
 from engine import Value
 from engine.nn import MLP
 
-def two_moons(n, noise=0.1, seed=1):
-    rng = random.Random(seed)
-    xs, ys = [], []
-    for i in range(n):
-        t = math.pi * rng.random()
-        if i % 2:
-            xs.append([math.cos(t) + rng.gauss(0, noise), math.sin(t) + rng.gauss(0, noise)])
-            ys.append(-1)
-        else:
-            xs.append([1 - math.cos(t) + rng.gauss(0, noise),
-                       0.5 - math.sin(t) + rng.gauss(0, noise)])
-            ys.append(1)
-    return xs, ys
-
-X, y = two_moons(100)
+{inspect.getsource(make_moons)}
+X, y = make_moons(100)
 random.seed(1337)
 model = MLP(2, [16, 16, 1])"""
 DEMO = "%%autograd total\n" + DEMO_LOSS
